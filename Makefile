@@ -1,0 +1,43 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh machine; `make fixtures` needs the toolchains
+# named in tests/fixtures/README.md and rewrites the committed .wasm files.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FIX := tests/fixtures
+RUSTC ?= /usr/bin/rustc
+RUSTFLAGS_WASI := --target wasm32-wasi -g --edition 2021
+CLANG ?= clang-14
+OBJCOPY ?= llvm-objcopy-14
+
+.PHONY: demo test fixtures bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	-$(BIN)/tracer run examples/panicking-worker/worker.wasm -- unwrap_none
+	@echo
+	@echo "(the telemetry of that run is under ./telemetry as OTLP/JSON)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+fixtures:
+	cd $(FIX) && for o in 0 1 s 3; do \
+	  $(RUSTC) $(RUSTFLAGS_WASI) -C opt-level=$$o -o panics-O$$o.wasm panics.rs || exit 1; done
+	cd $(FIX) && $(RUSTC) $(RUSTFLAGS_WASI) -C opt-level=1 -C symbol-mangling-version=v0 -o panics-v0.wasm panics.rs
+	cd $(FIX) && $(OBJCOPY) --strip-debug panics-O1.wasm panics-O1.stripped.wasm
+	cd $(FIX) && $(RUSTC) --target wasm32-unknown-unknown --crate-type cdylib -g -C opt-level=1 --edition 2021 -o lib.wasm lib.rs
+	cd $(FIX) && $(CLANG) --target=wasm32-wasi --sysroot=/usr -g -O0 -o trap-c-O0.wasm trap.c
+	cd $(FIX) && $(CLANG) --target=wasm32-wasi --sysroot=/usr -g -O1 -o trap-c-O1.wasm trap.c
+	mkdir -p examples/panicking-worker && cp $(FIX)/panics-O1.wasm examples/panicking-worker/worker.wasm
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
