@@ -13,7 +13,7 @@ import re
 from tracer._record import Panic
 
 _OLD = re.compile(
-    r"thread '(?P<thread>[^']*)' panicked at '(?P<msg>.*?)', (?P<file>[^\n]*?):(?P<line>\d+):(?P<col>\d+)\s*$",
+    r"thread '(?P<thread>[^']*)' panicked at '(?P<msg>.*?)', (?P<file>(?:(?!', )[^\n])*?):(?P<line>\d+):(?P<col>\d+)\s*$",
     re.DOTALL | re.MULTILINE,
 )
 _NEW = re.compile(
