@@ -48,10 +48,39 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """Our own diagnostics go to stderr as ``tracer: level: event key=value`` lines, never to stdout."""
+    import structlog
+
+    def render(_: object, method: str, event: dict[str, object]) -> str:
+        text = str(event.pop("event", ""))
+        extra = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("level", "logger"))
+        return f"tracer: {method}: {text}" + (f" ({extra})" if extra else "")
+
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, render],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+# structlog costs ~0.1 s to import: only the commands that load wasmtime or OpenTelemetry configure it.
+_LOGGING_COMMANDS = {"run", "serve", "flush", "export"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to the guest, untouched (argparse would bind an empty
+    # positional list before it and then refuse what follows).
+    rest: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, rest = args_list[:cut], args_list[cut + 1 :]
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
+    args.rest = rest
+    if args.command in _LOGGING_COMMANDS:
+        _configure_logging()
     try:
         status: int = args._run(args)
     except KeyboardInterrupt:
