@@ -144,8 +144,14 @@ def _record_telemetry(rec: Any) -> None:
     try:
         from collector import Pipeline, PipelineConfig
 
-        pipe = Pipeline.start(PipelineConfig.from_env(os.environ))
+        resource = {k: v for k, v in (("tracer.module.code_id", rec.code_id),
+                                      ("tracer.module.build_id", rec.build_id)) if v}
+        pipe = Pipeline.start(PipelineConfig.from_env(os.environ, service_name=rec.module_name, resource=resource))
         pipe.record(rec)
-        pipe.shutdown()
+        report = pipe.shutdown()
     except Exception as exc:  # telemetry never breaks the traced program
         print(f"tracer run: telemetry not recorded: {exc}", file=sys.stderr)
+        return
+    if report.pending or any(c.dropped_total for c in report.signals.values()):
+        for line in report.lines():
+            print(f"tracer run: telemetry: {line}", file=sys.stderr)
