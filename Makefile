@@ -10,7 +10,7 @@ RUSTFLAGS_WASI := --target wasm32-wasi -g --edition 2021
 CLANG ?= clang-14
 OBJCOPY ?= llvm-objcopy-14
 
-.PHONY: demo test fixtures bench lint clean
+.PHONY: demo test fixtures bench lint clean .venv-phoenix
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,11 @@ demo: $(STAMP)
 	@echo
 	@echo "(the telemetry of that run is under ./telemetry as OTLP/JSON)"
 
-test: $(STAMP)
+# The collector's end-to-end backend (Arize Phoenix, in its own virtualenv; minutes to install the first time).
+.venv-phoenix:
+	$(PY) tests/collector/_phoenix.py install
+
+test: $(STAMP) .venv-phoenix
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
@@ -40,4 +44,4 @@ fixtures:
 	mkdir -p examples/panicking-worker && cp $(FIX)/panics-O1.wasm examples/panicking-worker/worker.wasm
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .venv-phoenix build dist *.egg-info
