@@ -190,7 +190,7 @@ class Interceptor:
         try:
             from symbolizer import _wasm
 
-            info = _wasm.read_module(self.module_bytes)
+            info = _wasm.parse_module(self.module_bytes)
             return info.code_id, info.build_id
         except Exception:  # identification is best effort; the symbolizer reports its own errors
             return None, None
