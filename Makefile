@@ -42,6 +42,7 @@ fixtures:
 	cd $(FIX) && $(CLANG) --target=wasm32-wasi --sysroot=/usr -g -O0 -o trap-c-O0.wasm trap.c
 	cd $(FIX) && $(CLANG) --target=wasm32-wasi --sysroot=/usr -g -O1 -o trap-c-O1.wasm trap.c
 	mkdir -p examples/panicking-worker && cp $(FIX)/panics-O1.wasm examples/panicking-worker/worker.wasm
+	cd examples/echo-worker && $(RUSTC) $(RUSTFLAGS_WASI) -C opt-level=1 -o echo-worker.wasm src/main.rs
 
 clean:
 	rm -rf $(VENV) .venv-phoenix build dist *.egg-info

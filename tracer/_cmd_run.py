@@ -71,6 +71,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", type=_kv, action="append", default=[], metavar="K=V", help="guest environment")
     p.add_argument("--dir", type=_dir, action="append", default=[], metavar="HOST[::GUEST]",
                    help="preopen a host directory for the guest")
+    sym = p.add_mutually_exclusive_group()
+    sym.add_argument("--debug-file", metavar="PATH", help="the debug twin of a stripped module (tracer split)")
+    sym.add_argument("--symbols", metavar="DIR", help="a directory of debug files, found by code id or build id")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--no-symbolize", action="store_true", help="name frames from the name section only")
 
@@ -110,7 +113,21 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
 
     try:
-        interceptor = Interceptor.from_path(args.module, config=config)
+        for what, given in (("--debug-file", args.debug_file), ("--symbols", args.symbols)):
+            if given is not None and not os.path.exists(given):
+                print(f"tracer run: {what} {given}: no such file or directory", file=sys.stderr)
+                return _exit.NO_INPUT
+        interceptor = Interceptor.from_path(
+            args.module, config=config, debug_file=args.debug_file, symbols_dir=args.symbols
+        )
+        if args.debug_file or args.symbols:
+            from symbolizer import SymbolizerError
+
+            try:
+                interceptor.prepare_symbolizer()
+            except SymbolizerError as exc:
+                print(f"tracer run: {exc}", file=sys.stderr)
+                return _exit.DATA
         rec = interceptor.invoke(
             export, call_args, argv=[*args.guest_args, *args.rest], env=dict(args.env), dirs=args.dir,
             on_log=None if args.json else live,

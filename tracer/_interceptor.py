@@ -119,9 +119,15 @@ class Interceptor:
         name: str,
         config: TracerConfig | None = None,
         define: Callable[[wasmtime.Linker], None] | None = None,
+        path: Path | None = None,
+        debug_file: Path | None = None,
+        symbols_dir: Path | None = None,
     ) -> None:
         self.config = config or TracerConfig.from_env()
         self.module_name = name
+        self.path = path
+        self.debug_file = debug_file
+        self.symbols_dir = symbols_dir
         self.module_bytes = module_bytes
         if module_bytes[:4] != _WASM_MAGIC:
             raise ModuleLoadError(f"{name}: not a WebAssembly module (no \\0asm header)")
@@ -156,7 +162,11 @@ class Interceptor:
         path: str | os.PathLike[str],
         config: TracerConfig | None = None,
         define: Callable[[wasmtime.Linker], None] | None = None,
+        *,
+        debug_file: str | os.PathLike[str] | None = None,
+        symbols_dir: str | os.PathLike[str] | None = None,
     ) -> "Interceptor":
+        """Build from a file; ``debug_file`` or ``symbols_dir`` name the debug twin of a stripped module."""
         p = Path(path)
         try:
             data = p.read_bytes()
@@ -166,7 +176,11 @@ class Interceptor:
             raise ModuleLoadError(f"{p}: is a directory, not a module") from None
         except OSError as exc:
             raise ModuleLoadError(f"{p}: cannot read ({exc.strerror})") from exc
-        return cls(data, name=p.stem, config=config, define=define)
+        return cls(
+            data, name=p.stem, config=config, define=define, path=p,
+            debug_file=Path(debug_file) if debug_file is not None else None,
+            symbols_dir=Path(symbols_dir) if symbols_dir is not None else None,
+        )
 
     # -- building -----------------------------------------------------------------------------------------------
 
@@ -401,13 +415,28 @@ class Interceptor:
             converted.append(value)
         return func, converted
 
+    def make_symbolizer(self) -> Any:
+        """The symbolizer for this module version (its debug twin when one was named). Cheap with a cached
+        index; otherwise the first lookups parse only the DWARF units they need."""
+        from symbolizer import Symbolizer
+
+        if self.path is not None and self.path.exists():
+            return Symbolizer.from_path(
+                self.path, debug_file=self.debug_file, symbols_dir=self.symbols_dir, cache_dir=self.config.cache_dir
+            )
+        debug = self.debug_file.read_bytes() if self.debug_file is not None else None
+        return Symbolizer.from_bytes(self.module_bytes, debug, cache_dir=self.config.cache_dir)
+
+    def prepare_symbolizer(self) -> None:
+        """Build the symbolizer now, so a debug file that does not match is an error before the guest runs
+        (raises ``symbolizer.SymbolizerError``) rather than a warning after it."""
+        self._symbolizer = self.make_symbolizer()
+
     def _symbolize(self, frames: tuple[RawFrame, ...]) -> tuple[SymbolizedFrame, ...]:
         if self.config.symbolize and not self._symbolizer_failed:
             try:
                 if self._symbolizer is None:
-                    from symbolizer import Symbolizer
-
-                    self._symbolizer = Symbolizer.from_bytes(self.module_bytes, cache_dir=self.config.cache_dir)
+                    self._symbolizer = self.make_symbolizer()
                 return tuple(self._symbolizer.symbolize_frames(frames))
             except Exception as exc:  # the report falls back to name-section names
                 self._symbolizer_failed = True

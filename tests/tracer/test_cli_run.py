@@ -108,3 +108,25 @@ def test_bad_input_is_one_line_and_a_documented_status(
     assert proc.returncode == status, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_stripped_module_with_debug_file_reports_like_the_original(cache_dir: Path, fixtures: Path) -> None:
+    """The stripped twin run with --debug-file gives the same frames as the module with DWARF."""
+    full = tracer("run", str(fixtures / "panics-O1.wasm"), "--json", "--", "index_oob", cache=cache_dir)
+    stripped = tracer("run", str(fixtures / "panics-O1.stripped.wasm"), "--json",
+                      "--debug-file", str(fixtures / "panics-O1.wasm"), "--", "index_oob", cache=cache_dir)
+    assert full.returncode == stripped.returncode == 134, stripped.stderr
+    frames = json.loads(stripped.stdout)["frames"]
+    # Module offsets differ (llvm-objcopy re-encodes section headers, the code section moves); code is identical.
+    assert [f["symbols"] for f in frames] == [f["symbols"] for f in json.loads(full.stdout)["frames"]]
+    assert any(s["function"] == "panics::worker::nth" and s["file"].endswith("panics.rs")
+               for f in frames for s in f["symbols"])
+
+
+def test_mismatched_debug_file_is_refused_before_running(cache_dir: Path, fixtures: Path) -> None:
+    """A debug file of another build is one line and status 65, and the guest does not run."""
+    proc = tracer("run", str(fixtures / "panics-O1.stripped.wasm"), "--debug-file", str(fixtures / "panics-O3.wasm"),
+                  "--", "ok", cache=cache_dir)
+    assert proc.returncode == 65
+    assert "hello from the worker" not in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
