@@ -383,6 +383,28 @@ def _producers(data: Buffer, sec: Section) -> dict[str, tuple[tuple[str, str], .
     return out
 
 
+def identify(data: Buffer) -> tuple[str, str | None]:
+    """``(code_id, build_id)`` from the section headers alone: no function bodies, names or producers are read.
+
+    The tracer calls this per module version on the cold-start path, where ``parse_module`` (which walks every
+    code body) costs several times more. Raises :class:`InvalidModule` like ``parse_module``.
+    """
+    sections = iter_sections(data)
+    code = [s for s in sections if s.id == SEC_CODE]
+    if len(code) != 1:
+        raise InvalidModule("module has no code section" if not code else "module has several code sections")
+    build_id: str | None = None
+    for s in sections:
+        if s.id == SEC_CUSTOM and s.name == "build_id":
+            try:
+                r = _Reader(data, s.offset, s.offset + s.size)
+                build_id = r.raw(r.uleb()).hex() or None
+            except InvalidModule:
+                pass
+    payload = memoryview(data)[code[0].offset : code[0].offset + code[0].size]
+    return code_id_of(payload), build_id
+
+
 def parse_module(data: Buffer, debug_reader: DebugReader | None = None) -> WasmModule:
     """Read a module's sections, code bodies, names, build id and debug sections.
 

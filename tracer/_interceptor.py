@@ -18,6 +18,7 @@ Like wasmtime-py itself, an interceptor is not thread-safe: one invocation at a 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -91,6 +92,7 @@ def shared_engine() -> wasmtime.Engine:
     return engine
 
 
+@functools.cache
 def _wasmtime_version() -> str:
     from importlib.metadata import version
 
@@ -204,8 +206,7 @@ class Interceptor:
         try:
             from symbolizer import _wasm
 
-            info = _wasm.parse_module(self.module_bytes)
-            return info.code_id, info.build_id
+            return _wasm.identify(self.module_bytes)
         except Exception:  # identification is best effort; the symbolizer reports its own errors
             return None, None
 

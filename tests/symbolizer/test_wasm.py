@@ -186,3 +186,18 @@ def test_a_truncated_large_file_is_invalid(tmp_path) -> None:  # type: ignore[no
     path.write_bytes(O1.read_bytes()[:3_000_000])
     with pytest.raises(InvalidModule):
         read_module_file(path)
+
+
+def test_identify_agrees_with_parse_module() -> None:
+    """The header-only identify() gives the same code id and build id as a full parse, for every fixture."""
+    from pathlib import Path
+
+    from symbolizer._split import split_module
+    from symbolizer._wasm import identify, parse_module
+
+    for path in sorted((Path(__file__).parents[1] / "fixtures").glob("*.wasm")):
+        data = path.read_bytes()
+        full = parse_module(data)
+        assert identify(data) == (full.code_id, full.build_id), path.name
+    stripped, _debug, build_id = split_module((Path(__file__).parents[1] / "fixtures" / "lib.wasm").read_bytes())
+    assert identify(stripped) == (parse_module(stripped).code_id, build_id)
