@@ -35,10 +35,16 @@ import wasmtime
 from symbolizer._model import RawFrame, Symbol, SymbolizedFrame
 from tracer._cache import ModuleCache, cache_key
 from tracer._config import TracerConfig
-from tracer._console import Console
+from tracer._console import Console, Pipes
 from tracer._errors import ExportError, InstantiationError, ModuleLoadError
 from tracer._panic import allocation_failure, parse_panic
 from tracer._record import InvocationRecord, LogRecord, Outcome, Timings, TrapInfo
+
+try:  # the C API's lookup of one export by name (see _export)
+    from wasmtime import _ffi
+    from wasmtime._extern import wrap_extern as _wrap_extern
+except ImportError:  # pragma: no cover - bindings moved; the public API still works
+    _ffi = None
 
 log = structlog.get_logger("tracer")
 
@@ -140,6 +146,7 @@ class Interceptor:
         # A module that imports no WASI gets no WASI context and no console pipes (its only output is the log
         # import): the cheapest per-invocation path for plain exports.
         self.uses_wasi = any(imp.module.startswith("wasi") for imp in self.module.imports)
+        self._pipes = Pipes() if self.uses_wasi else None
         self.load_ms = (time.perf_counter() - t0) * 1000
         self._used = False
         self._no_params: set[str] = set()
@@ -266,7 +273,7 @@ class Interceptor:
         console = Console(
             max_line_bytes=cfg.max_line_bytes,
             max_log_bytes=cfg.max_log_bytes,
-            pipes=self.uses_wasi,
+            pipes=self._pipes,
             capture_stdout=capture_stdout,
             max_stdout_bytes=cfg.max_stdout_bytes,
             on_log=on_log,
@@ -275,9 +282,11 @@ class Interceptor:
         if self.uses_wasi:
             wasi = wasmtime.WasiConfig()
             wasi.argv = [self.module_name, *argv]
-            wasi.env = list((env or {}).items())
-            wasi.stdout_file = console.stdout_path
-            wasi.stderr_file = console.stderr_path
+            if env:
+                wasi.env = list(env.items())
+            assert self._pipes is not None
+            wasi.stdout_file = self._pipes.stdout_path
+            wasi.stderr_file = self._pipes.stderr_path
             if stdin:
                 stdin_fd = os.memfd_create("tracer-stdin", os.MFD_CLOEXEC)
                 os.write(stdin_fd, stdin)
@@ -448,18 +457,17 @@ class Interceptor:
 def _export(instance: wasmtime.Instance, store: wasmtime.Store, name: str) -> Any:
     """One export by name. ``Instance.exports`` wraps every export of the instance (~0.1 ms per call for a
     Rust module); the C API looks up one. Falls back to the public API if the bindings change."""
-    try:
-        from wasmtime import _ffi as ffi
-        from wasmtime._extern import wrap_extern
-
-        raw = name.encode()
-        item = ffi.wasmtime_extern_t()
-        found = ffi.wasmtime_instance_export_get(
-            store._context(), ctypes.byref(instance._instance), raw, len(raw), ctypes.byref(item)
-        )
-        return wrap_extern(item) if found else None
-    except (ImportError, AttributeError):
-        return instance.exports(store).get(name)
+    if _ffi is not None:
+        try:
+            raw = name.encode()
+            item = _ffi.wasmtime_extern_t()
+            found = _ffi.wasmtime_instance_export_get(
+                store._context(), ctypes.byref(instance._instance), raw, len(raw), ctypes.byref(item)
+            )
+            return _wrap_extern(item) if found else None
+        except AttributeError:
+            pass
+    return instance.exports(store).get(name)
 
 
 def fallback_stack(frames: Sequence[RawFrame]) -> tuple[SymbolizedFrame, ...]:
