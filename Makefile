@@ -10,7 +10,7 @@ RUSTFLAGS_WASI := --target wasm32-wasi -g --edition 2021
 CLANG ?= clang-14
 OBJCOPY ?= llvm-objcopy-14
 
-.PHONY: demo test fixtures bench lint clean .venv-phoenix
+.PHONY: demo test fixtures bench lint clean .venv-phoenix test-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,21 @@ demo: $(STAMP)
 .venv-phoenix:
 	$(PY) tests/collector/_phoenix.py install
 
-test: $(STAMP) .venv-phoenix
+# The oracles and load generator the tests compare against (Debian packages): llvm-symbolizer-14 and friends,
+# wasm-objdump, clang-14 with the WASI sysroot (a DWARF 4/5 test builds C), wrk. Node comes with the machine.
+TOOLS := llvm-symbolizer-14 llvm-cxxfilt-14 llvm-dwarfdump-14 llvm-objcopy-14 llvm-nm-14 wasm-objdump clang-14 wrk
+APT_PACKAGES := llvm-14 wabt clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wrk
+test-tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	[ -e /usr/share/wasi-sysroot ] || [ -e /usr/lib/wasm32-wasi ] || missing="$$missing wasi-libc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test tools (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else echo "not root or no apt-get: install $(APT_PACKAGES) by hand"; fi; \
+	fi
+
+test: $(STAMP) .venv-phoenix test-tools
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

@@ -178,7 +178,9 @@ def test_frame_carries_demangled_and_mangled_names() -> None:
         ("core::option::Option<T>::unwrap", True), ("panics::worker::handle", False)]
     assert frame.symbols[1].mangled == "_ZN6panics6worker6handle17h4f85183a7c65d26fE"
     loc = frame.symbols[1].location
-    assert loc is not None and (loc.file, loc.line, loc.column) == (str(FIXTURES / "panics.rs"), 30, 17)
+    # The path is the one rustc recorded when `make fixtures` ran (absolute, in the build tree), not this checkout.
+    assert loc is not None and loc.file is not None and loc.file.endswith("/tests/fixtures/panics.rs")
+    assert (loc.line, loc.column) == (30, 17)
 
 
 def test_falls_back_to_name_section_then_wasm_function_n() -> None:
