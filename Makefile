@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	-$(BIN)/tracer run examples/panicking-worker/worker.wasm -- unwrap_none
-	@echo
-	@echo "(the telemetry of that run is under ./telemetry as OTLP/JSON)"
+	@$(BIN)/tracer run examples/panicking-worker/worker.wasm -- unwrap_none; status=$$?; \
+	echo; echo "(tracer run exited $$status: 134 means the guest trapped, see docs/cli.md;" \
+	  "the run's spans, logs and metrics are under ./telemetry as OTLP/JSON)"
 
 # The collector's end-to-end backend (Arize Phoenix, in its own virtualenv; minutes to install the first time).
 .venv-phoenix:

@@ -76,6 +76,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     sym.add_argument("--symbols", metavar="DIR", help="a directory of debug files, found by code id or build id")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.add_argument("--no-symbolize", action="store_true", help="name frames from the name section only")
+    p.add_argument("--full-backtrace", action="store_true",
+                   help="show the panic machinery and runtime frames too (hidden as in Rust's short backtraces)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(record_to_json(rec)) + "\n")
     else:
-        sys.stderr.write(format_report(rec))
+        sys.stderr.write(format_report(rec, full_backtrace=args.full_backtrace))
     sys.stdout.flush()
     sys.stderr.flush()
     if rec.ok:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from symbolizer._model import SymbolizedFrame
 from symbolizer._render import format_frames, frame_to_json, sanitize_terminal
 from tracer._record import InvocationRecord, Outcome
 
@@ -75,7 +76,22 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
-def format_report(rec: InvocationRecord) -> str:
+def short_backtrace(frames: tuple[SymbolizedFrame, ...]) -> tuple[tuple[SymbolizedFrame, ...], int]:
+    """Rust's short-backtrace convention: keep the frames between ``__rust_end_short_backtrace`` (the panic
+    machinery above it) and ``__rust_begin_short_backtrace`` (the runtime's start-up below it), as std's own
+    ``RUST_BACKTRACE=1`` printer does. Returns the kept frames and how many were hidden; a stack without the
+    markers is kept whole."""
+
+    def has(frame: SymbolizedFrame, marker: str) -> bool:
+        return any(marker in sym.function for sym in frame.symbols)
+
+    start = next((i + 1 for i, f in enumerate(frames) if has(f, "__rust_end_short_backtrace")), 0)
+    end = next((i for i, f in enumerate(frames) if i >= start and has(f, "__rust_begin_short_backtrace")), len(frames))
+    kept = frames[start:end] or frames
+    return kept, len(frames) - len(kept)
+
+
+def format_report(rec: InvocationRecord, *, full_backtrace: bool = False) -> str:
     """The human report printed after the guest's output. Guest-controlled text is made terminal-safe."""
     lines: list[str] = []
     if rec.outcome is Outcome.OK:
@@ -96,9 +112,13 @@ def format_report(rec: InvocationRecord) -> str:
         if rec.host_error:
             lines.append(f"  {sanitize_terminal(rec.host_error)}")
         if rec.stack:
+            frames, hidden = (rec.stack, 0) if full_backtrace else short_backtrace(rec.stack)
             lines.append("")
             lines.append("backtrace (innermost first):")
-            lines.append(sanitize_terminal(format_frames(rec.stack)).rstrip("\n"))
+            lines.append(sanitize_terminal(format_frames(frames)).rstrip("\n"))
+            if hidden:
+                lines.append(f"  note: {hidden} frame(s) of the panic machinery and runtime start-up hidden; "
+                             "--full-backtrace shows them")
             if rec.frames_truncated:
                 lines.append("  ... more frames not shown: wasmtime reports at most 20")
     fuel = f"{rec.fuel_consumed:,}" if rec.fuel_consumed is not None else "-"

@@ -130,3 +130,13 @@ def test_mismatched_debug_file_is_refused_before_running(cache_dir: Path, fixtur
     assert proc.returncode == 65
     assert "hello from the worker" not in proc.stdout
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_report_hides_panic_machinery_unless_asked(cache_dir: Path, fixtures: Path) -> None:
+    """The human backtrace starts at the user's code like Rust's short backtrace; --full-backtrace shows all."""
+    short = tracer("run", str(fixtures / "panics-O1.wasm"), "--", "unwrap_none", cache=cache_dir).stderr
+    full = tracer("run", str(fixtures / "panics-O1.wasm"), "--full-backtrace", "--", "unwrap_none", cache=cache_dir).stderr
+    assert "panics::worker::handle" in short and "panics::main" in short
+    assert "rust_panic_with_hook" not in short and "lang_start_internal" not in short
+    assert "frame(s) of the panic machinery and runtime start-up hidden" in short
+    assert "rust_panic_with_hook" in full and "lang_start_internal" in full and "hidden" not in full
