@@ -68,7 +68,7 @@ class ModuleCache:
             return None
         return data
 
-    def store(self, key: str, data: bytes) -> None:
+    def store(self, key: str, data: bytes | bytearray) -> None:
         if not self.usable:
             return
         meta = {"format": _FORMAT, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -78,7 +78,7 @@ class ModuleCache:
         except OSError as exc:
             log.warning("could not write compiled-module cache", key=key, error=str(exc))
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes | bytearray) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -40,6 +40,7 @@ from tracer._errors import ExportError, InstantiationError, ModuleLoadError
 from tracer._panic import allocation_failure, parse_panic
 from tracer._record import InvocationRecord, LogRecord, Outcome, Timings, TrapInfo
 
+_ffi: Any
 try:  # the C API's lookup of one export by name (see _export)
     from wasmtime import _ffi
     from wasmtime._extern import wrap_extern as _wrap_extern
