@@ -44,8 +44,12 @@ test-tools:
 test: $(STAMP) .venv-phoenix test-tools
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
+# Each benchmark runs its reference side by side in the same run; figures go to docs/benchmarks.md.
+bench: $(STAMP) test-tools
+	$(BIN)/python bench/bench_tracer.py
+	$(BIN)/python bench/bench_symbolize.py
+	$(BIN)/python bench/bench_collector.py
+	$(BIN)/python bench/bench_serve.py
 
 fixtures:
 	cd $(FIX) && for o in 0 1 s 3; do \
