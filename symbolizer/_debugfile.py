@@ -17,7 +17,7 @@ Naming in a symbols directory (``symbols_dir=`` / ``--symbols DIR``), tried in t
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from ._errors import DebugFileMismatch, DebugFileNotFound, DebugInfoError, InvalidModule, ModuleNotReadable
 from ._wasm import WasmModule, read_module_file
@@ -31,7 +31,7 @@ def candidate_names(code_id: str, build_id: str | None) -> list[str]:
     return names
 
 
-def read_debug_file(path: Path, module: WasmModule) -> WasmModule:
+def read_debug_file(path: str | os.PathLike[str], module: WasmModule) -> WasmModule:
     """Read ``path`` as the debug twin of ``module``; refuse it unless its code is identical.
 
     Raises :class:`DebugFileNotFound` (unreadable), :class:`InvalidModule` (not wasm),
@@ -59,14 +59,14 @@ def check_twin(module: WasmModule, debug: WasmModule, what: str = "debug file") 
         )
 
 
-def find_debug_file(symbols_dir: Path, module: WasmModule) -> WasmModule | None:
+def find_debug_file(symbols_dir: str | os.PathLike[str], module: WasmModule) -> WasmModule | None:
     """Search ``symbols_dir`` by code id then build id; the first matching twin with DWARF wins.
 
     Files found under the build id whose code differs are skipped (a reused build id is not trusted).
     """
     for rel in candidate_names(module.code_id, module.build_id):
-        path = symbols_dir / rel
-        if not path.is_file():
+        path = os.path.join(symbols_dir, rel)
+        if not os.path.isfile(path):
             continue
         try:
             return read_debug_file(path, module)

@@ -17,8 +17,11 @@ Cost: about 2 µs a name with ``pyderust``; results are memoized because a trace
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable
 
 __all__ = ["demangle"]
 
@@ -34,9 +37,18 @@ _LEGACY_ESCAPES = {
     "RP": ")",
     "C": ",",
 }
-_LEGACY_HASH = re.compile(r"h[0-9a-f]{16}")
-# rustc-demangle drops ".llvm.<digits, A-F or @>" (LLVM's uniquing suffix) and nothing else.
-_LLVM_SUFFIX = re.compile(r"\.llvm\.[0-9A-F@]*$")
+# The legacy hash segment ``h<16 hex digits>``, and LLVM's uniquing suffix ``.llvm.<digits, A-F or @>`` (which
+# rustc-demangle drops, and nothing else). Compiled on first use: only the pure-Python fallback needs them.
+_legacy_patterns: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+
+
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    global _legacy_patterns
+    if _legacy_patterns is None:
+        import re
+
+        _legacy_patterns = (re.compile(r"h[0-9a-f]{16}"), re.compile(r"\.llvm\.[0-9A-F@]*$"))
+    return _legacy_patterns
 _MAX_NAME = 64 * 1024  # longer inputs are not symbols we can trust; returned as given
 
 
@@ -74,7 +86,8 @@ def _legacy_segment(seg: str) -> str | None:
 
 def _demangle_legacy(name: str) -> str | None:
     """Pure-Python Rust legacy demangling (alternate form, without the hash); None when ``name`` is not one."""
-    s = _LLVM_SUFFIX.sub("", name)
+    legacy_hash, llvm_suffix = _patterns()
+    s = llvm_suffix.sub("", name)
     if s.startswith("__ZN"):  # macOS adds an underscore
         s = s[1:]
     if s.startswith("ZN"):
@@ -99,7 +112,7 @@ def _demangle_legacy(name: str) -> str | None:
         return None
     if i + 1 != len(s) and not s[i + 1] == ".":  # rustc-demangle keeps a trailing ".suffix"; we drop it
         return None
-    if len(segments) > 1 and _LEGACY_HASH.fullmatch(segments[-1]):
+    if len(segments) > 1 and legacy_hash.fullmatch(segments[-1]):
         segments.pop()
     decoded = [_legacy_segment(seg) for seg in segments]
     if any(d is None for d in decoded):

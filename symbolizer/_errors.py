@@ -19,8 +19,10 @@ and from explicit index builds.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class SymbolizerError(Exception):
@@ -83,15 +85,29 @@ def _foreign_errors() -> tuple[type[BaseException], ...]:
     return _FOREIGN
 
 
-@contextmanager
-def translate(error: type[SymbolizerError], what: str) -> Iterator[None]:
-    """Run a parsing step; turn any foreign exception into ``error`` with ``what`` as context.
+class translate:  # noqa: N801 - used like a function: `with translate(...)`
+    """Run a parsing step; turn any foreign exception into ``error`` with ``what`` as context::
 
-    This is the package's single translation boundary (``raise ... from exc`` keeps the cause).
+        with translate(DebugInfoError, "reading DWARF"):
+            ...
+
+    This is the package's single translation boundary (``raise ... from exc`` keeps the cause). A class
+    rather than a ``@contextmanager`` generator: contextlib is not on the warm path's import list.
     """
-    try:
-        yield
-    except SymbolizerError:
-        raise
-    except _foreign_errors() as exc:
-        raise error(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    __slots__ = ("error", "what")
+
+    def __init__(self, error: type[SymbolizerError], what: str) -> None:
+        self.error = error
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, SymbolizerError):
+            return  # nothing raised, or already ours: let it through unchanged
+        if isinstance(exc, _foreign_errors()):
+            raise self.error(f"{self.what}: {type(exc).__name__}: {exc}") from exc

@@ -34,15 +34,18 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
-from pathlib import Path
 
 from ._errors import IndexFormatError, SymbolizerError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~6 ms) on the warm path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from ._dwarf import DwarfInfo
+
+    ProgressFn = Callable[[int, int], None]
 
 MAGIC = b"WSYMIDX\0"
 FORMAT_VERSION = 1
@@ -60,28 +63,44 @@ _ARRAYS: tuple[tuple[str, str], ...] = (
 for _code in "IiB":
     assert array(_code).itemsize == (1 if _code == "B" else 4)
 
-ProgressFn = Callable[[int, int], None]
-
 # One level of a chain as the index returns it: (name, linkage name, file, line, column, inlined).
 IndexLevel = tuple[str | None, str | None, str | None, int | None, int | None, bool]
 
 
-def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
-    """``$TRACER_CACHE_DIR`` or ``~/.cache/tracer``."""
+def default_cache_dir(environ: dict[str, str] | None = None) -> str:
+    """``$TRACER_CACHE_DIR`` or ``~/.cache/tracer`` (a ``str``: the warm path does without pathlib)."""
     env = os.environ if environ is None else environ
     value = env.get("TRACER_CACHE_DIR")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "tracer"
+    return os.path.expanduser(value) if value else os.path.join(os.path.expanduser("~"), ".cache", "tracer")
 
 
-def index_path(cache_dir: Path, code_id: str) -> Path:
+def index_location(cache_dir: str | os.PathLike[str], code_id: str) -> str:
     """Where the index of the module with ``code_id`` lives under ``cache_dir``."""
-    return cache_dir / "symbols" / f"{code_id}.idx"
+    return os.path.join(cache_dir, "symbols", f"{code_id}.idx")
+
+
+def index_path(cache_dir: str | os.PathLike[str], code_id: str) -> Path:
+    """:func:`index_location` as a ``Path``."""
+    from pathlib import Path
+
+    return Path(index_location(cache_dir, code_id))
+
+
+def building_lock(index_file: str) -> str:
+    """The lock file that marks a background build of ``index_file`` in progress."""
+    return os.path.splitext(index_file)[0] + ".building"
 
 
 class Index:
-    """A loaded (or freshly built) index. Lookups are bisects; strings are decoded on first use."""
+    """A loaded (or freshly built) index. Lookups are bisects; strings are decoded on first use.
 
-    __slots__ = ("code_id", "build_id", "arrays", "_blob", "_strings")
+    The chain above a subroutine node (names, call sites, parents) does not depend on the address looked up,
+    only its innermost location does: each node's chain is decoded once and reused (``_chains``), so a lookup
+    costs two bisects and a list copy once its node has been seen.
+    """
+
+    __slots__ = ("code_id", "build_id", "arrays", "_blob", "_strings", "_chains", "_sub_start", "_sub_end",
+                 "_sub_node", "_line_start", "_line_end", "_line_file", "_line_line", "_line_col")
 
     def __init__(self, code_id: str, build_id: str | None, arrays: dict[str, array[int]], blob: bytes) -> None:
         self.code_id = code_id
@@ -89,6 +108,11 @@ class Index:
         self.arrays = arrays
         self._blob = blob
         self._strings: dict[int, str] = {}
+        self._chains: dict[int, tuple[IndexLevel, ...]] = {}
+        # the arrays every lookup reads, bound once
+        self._sub_start, self._sub_end, self._sub_node = arrays["sub_start"], arrays["sub_end"], arrays["sub_node"]
+        self._line_start, self._line_end = arrays["line_start"], arrays["line_end"]
+        self._line_file, self._line_line, self._line_col = arrays["line_file"], arrays["line_line"], arrays["line_col"]
 
     def string(self, sid: int) -> str | None:
         if sid < 0:
@@ -112,26 +136,42 @@ class Index:
             return None
 
     def _levels(self, code_offset: int) -> list[IndexLevel] | None:
-        a = self.arrays
-        i = bisect_right(a["sub_start"], code_offset) - 1
-        node = a["sub_node"][i] if i >= 0 and code_offset < a["sub_end"][i] else NONE
-        j = bisect_right(a["line_start"], code_offset) - 1
-        string = self.string
+        starts = self._sub_start
+        i = bisect_right(starts, code_offset) - 1
+        node = self._sub_node[i] if i >= 0 and code_offset < self._sub_end[i] else NONE
+        j = bisect_right(self._line_start, code_offset) - 1
         file: str | None
         line: int | None
         col: int | None
-        if j >= 0 and code_offset < a["line_end"][j]:
-            file, line, col = string(a["line_file"][j]), a["line_line"][j], a["line_col"][j]
+        if j >= 0 and code_offset < self._line_end[j]:
+            file, line, col = self.string(self._line_file[j]), self._line_line[j], self._line_col[j]
         else:
             file = line = col = None
         if node == NONE:
             if file is None:
                 return None
             return [(None, None, file, line, col, False)]
-        out: list[IndexLevel] = []
+        chain = self._chains.get(node)
+        if chain is None:
+            chain = self._chains[node] = self._chain(node)
+        if not chain:  # a damaged index without nodes
+            return []
+        name, link, _file, _line, _col, inlined = chain[0]
+        out = [(name, link, file, line, col, inlined)]
+        out += chain[1:]
+        return out
+
+    def _chain(self, node: int) -> tuple[IndexLevel, ...]:
+        """The levels from ``node`` outwards; the first one's location is left None (the caller's line row)."""
+        a = self.arrays
+        string = self.string
         names, links, inl = a["node_name"], a["node_link"], a["node_inlined"]
         cfile, cline, ccol, parent = a["node_call_file"], a["node_call_line"], a["node_call_col"], a["node_parent"]
-        for _ in range(len(names)):
+        out: list[IndexLevel] = []
+        file: str | None = None
+        line: int | None = None
+        col: int | None = None
+        for _ in range(len(names)):  # bounded: a parent cycle in a damaged index cannot loop forever
             inlined = bool(inl[node])
             out.append((string(names[node]), string(links[node]), file, line, col, inlined))
             if not inlined:
@@ -140,7 +180,7 @@ class Index:
             node = parent[node]
             if node == NONE:
                 break
-        return out
+        return tuple(out)
 
 
 class _Builder:
@@ -345,18 +385,21 @@ def _validate(a: dict[str, array[int]], blob_len: int) -> None:
     del n_sub, n_node, n_str
 
 
-def load_index(path: Path, expect_code_id: str | None = None) -> Index:
+def load_index(path: str | os.PathLike[str], expect_code_id: str | None = None) -> Index:
     """Read and validate the index at ``path`` (OSError if unreadable, IndexFormatError if bad)."""
-    return parse(path.read_bytes(), expect_code_id)
+    with open(path, "rb") as f:
+        data = f.read()
+    return parse(data, expect_code_id)
 
 
-def write_index(path: Path, index: Index) -> None:
+def write_index(path: str | os.PathLike[str], index: Index) -> None:
     """Write ``index`` to ``path`` atomically: a temporary file in the same directory, then rename."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    directory, name = os.path.split(os.fspath(path))
+    os.makedirs(directory or ".", exist_ok=True)
     data = serialize(index)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -8,11 +8,13 @@ move the cursor, retitle the terminal or reorder text on screen.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from typing import Any
-
 from ._model import SourceLocation, Symbol, SymbolizedFrame
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = [
     "format_frames",
@@ -26,17 +28,18 @@ __all__ = [
 # ECMA-48 escape sequences: CSI (ESC [ … final byte), OSC/DCS/SOS/PM/APC strings (ended by BEL or ST),
 # and the two-byte ESC sequences; the 8-bit C1 forms of CSI (U+009B) and of the string introducers too.
 # An unterminated string ends at the end of its line, so it cannot swallow the rest of a trace.
-_ESCAPES = re.compile(
+_ESCAPES_PATTERN = (
     r"""
       (?:\x1b\[|\x9b) [\x30-\x3f]* [\x20-\x2f]* [\x40-\x7e]?       # CSI … final
     | (?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]) [^\n]*? (?:\x07|\x1b\\|\x9c|(?=\n)|\Z)  # OSC, DCS, … BEL/ST
     | \x1b [\x20-\x2f]* [\x30-\x7e]?                               # other ESC sequences (ESC c, ESC ( B, …)
-    """,
-    re.VERBOSE,
+    """
 )
 # What is left that a terminal acts on: C0 controls but tab and newline, DEL, C1 controls, and the Unicode
 # bidirectional overrides and isolates that reorder how a line displays ("Trojan Source", CVE-2021-42574).
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_PATTERN = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+# Compiled on first use: printable text (nearly all of it) never needs them.
+_compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
 
 
 def sanitize_terminal(text: str) -> str:
@@ -45,9 +48,15 @@ def sanitize_terminal(text: str) -> str:
     Escape sequences vanish whole (``"\\x1b[31mred\\x1b[0m"`` → ``"red"``); any other control character,
     carriage return included, is replaced by U+FFFD so that its presence stays visible.
     """
-    if text.isprintable():
-        return text
-    return _CONTROLS.sub("\ufffd", _ESCAPES.sub("", text))
+    global _compiled
+    if text.isprintable() or text.replace("\n", "").replace("\t", "").isprintable():
+        return text  # nothing to remove (the usual case: skip the regular expressions)
+    if _compiled is None:
+        import re
+
+        _compiled = (re.compile(_ESCAPES_PATTERN, re.VERBOSE), re.compile(_CONTROLS_PATTERN))
+    escapes, controls = _compiled
+    return controls.sub("\ufffd", escapes.sub("", text))
 
 
 def format_location(location: SourceLocation | None) -> str | None:

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
 
+from ._demangle import demangle as _demangle
 from ._errors import (
     DebugInfoError,
     IndexFormatError,
@@ -32,26 +30,34 @@ from ._errors import (
     SymbolizerError,
     translate,
 )
-from ._index import Index, IndexLevel, ProgressFn, build_index, default_cache_dir, index_path, load_index, write_index
-from ._model import RawFrame, SourceLocation, Symbol, SymbolizedFrame
+from ._index import (
+    Index,
+    IndexLevel,
+    build_index,
+    building_lock,
+    default_cache_dir,
+    index_location,
+    load_index,
+    write_index,
+)
+from ._model import SourceLocation, Symbol, SymbolizedFrame
 from ._wasm import WasmModule, code_to_module_offset, module_to_code_offset, parse_module, read_module_file
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from ._dwarf import DwarfInfo
+    from ._index import ProgressFn
+    from ._model import RawFrame
+
+    StrPath = str | os.PathLike[str]
 
 __all__ = ["Symbolizer", "code_to_module_offset", "module_to_code_offset"]
 
 _FRAME_CACHE_MAX = 65536
-
-
-def _demangle(name: str) -> str:
-    try:
-        from ._demangle import demangle
-    except ImportError:  # the demangler is optional for this module: keep names as recorded
-        return name
-    return demangle(name)
 
 
 class Symbolizer:
@@ -66,25 +72,27 @@ class Symbolizer:
         module: WasmModule,
         *,
         debug: WasmModule | None = None,
-        symbols_dir: Path | None = None,
-        cache_dir: Path | None = None,
+        symbols_dir: StrPath | None = None,
+        cache_dir: StrPath | None = None,
         use_cache: bool = True,
-        module_path: Path | None = None,
-        debug_path: Path | None = None,
+        module_path: StrPath | None = None,
+        debug_path: StrPath | None = None,
     ) -> None:
         self._module = module
         self._debug: WasmModule | None = debug if debug is not None else (module if module.has_dwarf else None)
-        self._symbols_dir = symbols_dir
+        # paths are kept as str: pathlib costs ~5 ms to import, more than a whole warm lookup
+        self._symbols_dir = os.fspath(symbols_dir) if symbols_dir is not None else None
         self._searched = debug is not None or module.has_dwarf
-        self._module_path = module_path
-        self._debug_path = debug_path
-        self._cache_dir = (cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None
+        self._module_path = os.fspath(module_path) if module_path is not None else None
+        self._debug_path = os.fspath(debug_path) if debug_path is not None else None
+        self._cache_dir: str | None = None
+        if use_cache:
+            self._cache_dir = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
         self._dwarf: DwarfInfo | None = None
         self._dwarf_error: SymbolizerError | None = None
         self._frames: dict[tuple[int, int | None], SymbolizedFrame] = {}
-        self._symbols: dict[tuple[IndexLevel, str | None], Symbol] = {}
+        self._symbols: dict[tuple[IndexLevel, str | None], Symbol] = {}  # (level, name-section stand-in)
         self.code_id: str = module.code_id
-        self.module_name: str | None = module.module_name
         self.index_state = "none"  # none | loaded | missing | corrupt | built
         self._index: Index | None = None
         if self._cache_dir is not None:
@@ -100,10 +108,10 @@ class Symbolizer:
     @classmethod
     def from_path(
         cls,
-        module_path: Path | str,
-        debug_file: Path | str | None = None,
-        symbols_dir: Path | str | None = None,
-        cache_dir: Path | str | None = None,
+        module_path: StrPath,
+        debug_file: StrPath | None = None,
+        symbols_dir: StrPath | None = None,
+        cache_dir: StrPath | None = None,
         *,
         use_cache: bool = True,
     ) -> Symbolizer:
@@ -113,22 +121,22 @@ class Symbolizer:
         ``symbols_dir``: a directory searched by code id and build id (``_debugfile.py`` names).
         ``cache_dir``: index cache root (default ``$TRACER_CACHE_DIR`` or ``~/.cache/tracer``).
         """
-        from ._debugfile import read_debug_file
-
-        path = Path(module_path)
+        path = os.fspath(module_path)
         module = read_module_file(path)
         debug = None
-        dpath = None
+        dpath: str | None = None
         if debug_file is not None:
-            dpath = Path(debug_file)
+            from ._debugfile import read_debug_file
+
+            dpath = os.fspath(debug_file)
             debug = read_debug_file(dpath, module)
         elif not module.has_dwarf and module.external_debug_info:
             debug, dpath = _external_debug(path, module)
         return cls(
             module,
             debug=debug,
-            symbols_dir=Path(symbols_dir) if symbols_dir is not None else None,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            symbols_dir=symbols_dir,
+            cache_dir=cache_dir,
             use_cache=use_cache,
             module_path=path,
             debug_path=dpath,
@@ -139,7 +147,7 @@ class Symbolizer:
         cls,
         module_bytes: bytes,
         debug_bytes: bytes | None = None,
-        cache_dir: Path | str | None = None,
+        cache_dir: StrPath | None = None,
         *,
         use_cache: bool = True,
     ) -> Symbolizer:
@@ -156,7 +164,7 @@ class Symbolizer:
         return cls(
             module,
             debug=debug,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            cache_dir=cache_dir,
             use_cache=use_cache,
         )
 
@@ -166,6 +174,11 @@ class Symbolizer:
     def module(self) -> WasmModule:
         """The parsed module (sections, names, code start)."""
         return self._module
+
+    @property
+    def module_name(self) -> str | None:
+        """The module's name from its name section, if any (the section is decoded on first use)."""
+        return self._module.module_name
 
     @property
     def code_start(self) -> int:
@@ -180,7 +193,11 @@ class Symbolizer:
     @property
     def index_file(self) -> Path | None:
         """Where this module's index is (or would be) cached; None when caching is off."""
-        return index_path(self._cache_dir, self.code_id) if self._cache_dir is not None else None
+        if self._cache_dir is None:
+            return None
+        from pathlib import Path
+
+        return Path(index_location(self._cache_dir, self.code_id))
 
     def module_to_code_offset(self, module_offset: int) -> int:
         """This module's code offset for ``module_offset``."""
@@ -229,27 +246,35 @@ class Symbolizer:
         function = _demangle(raw)
         return Symbol(function, raw if function != raw else None, None, False)
 
+    def _raw_name(self, func_index: int | None) -> str | None:
+        """The name section's name of a function, ``wasm-function[N]`` without one, None without an index."""
+        if func_index is None:
+            return None
+        name = self._module.function_name(func_index)
+        return name if name is not None else f"wasm-function[{func_index}]"
+
     def _symbolize(self, module_offset: int, func_index: int | None) -> SymbolizedFrame:
         m = self._module
         code_offset = module_offset - m.code_start
         in_code = 0 <= code_offset < m.code_size
         fi = func_index if func_index is not None else (m.function_index_at(code_offset) if in_code else None)
-        raw_name = m.function_name(fi) if fi is not None else None
-        if raw_name is None and fi is not None:
-            raw_name = f"wasm-function[{fi}]"
         levels = self.levels(code_offset) if in_code else None
-        symbols: list[Symbol] = []
+        if not levels:
+            raw_name = self._raw_name(fi)
+            return SymbolizedFrame(module_offset, fi, (self._fallback_symbol(raw_name),) if raw_name is not None else ())
         cache = self._symbols
-        for level in levels or ():
+        symbols: list[Symbol] = []
+        for level in levels:
+            name, link, file, line, col, inlined = level
+            raw = link or name
+            # The name section's name stands in only for a physical function that DWARF leaves unnamed; only
+            # then is it part of the cache key (and looked up at all).
+            raw_name = self._raw_name(fi) if raw is None and not inlined else None
             key = (level, raw_name)
             sym = cache.get(key)
             if sym is None:
-                name, link, file, line, col, inlined = level
-                raw = link or name
-                if raw is None and not inlined:
-                    raw = raw_name
                 if raw is None:
-                    raw = "??"
+                    raw = raw_name if raw_name is not None else "??"
                 function = _demangle(raw)
                 mangled = link if link else (raw if function != raw else None)
                 loc = SourceLocation(file, line, col) if (file is not None or line or col) else None
@@ -258,8 +283,6 @@ class Symbolizer:
                     cache.clear()
                 cache[key] = sym
             symbols.append(sym)
-        if not symbols and raw_name is not None:
-            symbols.append(self._fallback_symbol(raw_name))
         return SymbolizedFrame(module_offset, fi, tuple(symbols))
 
     def levels(self, code_offset: int) -> list[IndexLevel] | None:
@@ -310,9 +333,9 @@ class Symbolizer:
         return self._dwarf_error
 
     def _load_cached_index(self) -> None:
-        path = self.index_file
-        if path is None:
+        if self._cache_dir is None:
             return
+        path = index_location(self._cache_dir, self.code_id)
         try:
             self._index = load_index(path, self.code_id)
             self.index_state = "loaded"
@@ -322,7 +345,7 @@ class Symbolizer:
             # never trust a damaged index: drop it so the next build writes a fresh one
             self.index_state = "corrupt"
             try:
-                path.unlink()
+                os.unlink(path)
             except OSError:
                 pass
 
@@ -345,8 +368,8 @@ class Symbolizer:
         self.index_state = "built"
         self._frames.clear()
         self._symbols.clear()
-        path = self.index_file
-        if write and path is not None:
+        if write and self._cache_dir is not None:
+            path = index_location(self._cache_dir, self.code_id)
             try:
                 write_index(path, index)
             except OSError as exc:
@@ -363,29 +386,31 @@ class Symbolizer:
             return False
         if self._debug_module() is None:
             return False
-        path = index_path(self._cache_dir, self.code_id)
-        lock = path.with_suffix(".building")
+        import time
+
+        path = index_location(self._cache_dir, self.code_id)
+        lock = building_lock(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
-                if time.time() - lock.stat().st_mtime < 300:
+                if time.time() - os.stat(lock).st_mtime < 300:
                     return False
-                lock.unlink()
+                os.unlink(lock)
             except FileNotFoundError:
                 pass
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             os.close(fd)
         except OSError:
             return False
-        args = [str(self._module_path), str(self._cache_dir), str(lock)]
+        args = [self._module_path, self._cache_dir, lock]
         if self._debug_path is not None:
-            args.append(str(self._debug_path))
+            args.append(self._debug_path)
         elif self._debug is not None and self._debug is not self._module and self._symbols_dir is not None:
-            args += ["", str(self._symbols_dir)]
+            args += ["", self._symbols_dir]
         import subprocess
 
         code = "import sys; from symbolizer._symbolizer import _background_build; _background_build(sys.argv[1:])"
-        root = str(Path(__file__).resolve().parents[1])
+        root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
@@ -398,21 +423,24 @@ class Symbolizer:
                 env=env,
             )
         except OSError:
-            lock.unlink(missing_ok=True)
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass
             return False
         return True
 
 
-def _external_debug(path: Path, module: WasmModule) -> tuple[WasmModule | None, Path | None]:
+def _external_debug(path: str, module: WasmModule) -> tuple[WasmModule | None, str | None]:
     """Follow ``external_debug_info`` when it names a local file (no URL fetching); None otherwise."""
     from ._debugfile import read_debug_file
 
     url = module.external_debug_info or ""
     if "://" in url and not url.startswith("file://"):
         return None, None
-    target = Path(url.removeprefix("file://"))
-    if not target.is_absolute():
-        target = path.parent / target
+    target = url.removeprefix("file://")
+    if not os.path.isabs(target):
+        target = os.path.join(os.path.dirname(path), target)
     try:
         return read_debug_file(target, module), target
     except SymbolizerError:

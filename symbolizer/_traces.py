@@ -28,16 +28,18 @@ indentation; every other line is kept byte for byte. Parsing (:func:`find_frames
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
-from ._model import RawFrame, SymbolizedFrame
+from ._model import FrozenRecord, RawFrame, SymbolizedFrame
 from ._render import format_location, sanitize_terminal
 
-__all__ = ["TraceFrame", "find_frames", "rewrite_trace", "symbolize_trace"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the CLI's path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Literal
 
-Style = Literal["v8", "firefox", "wasmtime"]
+    Style = Literal["v8", "firefox", "wasmtime"]
+
+__all__ = ["TraceFrame", "find_frames", "rewrite_trace", "symbolize_trace"]
 
 _OFF = r"(?P<off>0x[0-9a-fA-F]+)"
 _IDX = r"wasm-function\[(?P<idx>\d+)\]"
@@ -54,14 +56,16 @@ _WASMTIME_DETAIL = re.compile(r"^\s+(?:at \S.*|- \S.*)$")
 _WASMTIME_INDEX = re.compile(r"<wasm function (\d+)>$")
 
 
-@dataclass(frozen=True, slots=True)
-class TraceFrame:
+class TraceFrame(FrozenRecord):
     """A wasm frame found in trace text: where it is, how it was written, and what it says.
 
     ``first_line``/``end_line`` delimit the input lines it covers (more than one for wasmtime detail lines);
     ``location`` is the text V8 or Firefox had in place of a source location (``URL:wasm-function[N]:0xOFF``),
     kept for symbols whose location is unknown; ``prefix`` is everything before the name (wasmtime).
     """
+
+    __slots__ = ("first_line", "end_line", "style", "indent", "prefix", "location", "raw")
+    __match_args__ = ("first_line", "end_line", "style", "indent", "prefix", "location", "raw")
 
     first_line: int
     end_line: int
@@ -70,6 +74,18 @@ class TraceFrame:
     prefix: str
     location: str
     raw: RawFrame
+
+    def __init__(
+        self, first_line: int, end_line: int, style: Style, indent: str, prefix: str, location: str, raw: RawFrame
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "first_line", first_line)
+        _set(self, "end_line", end_line)
+        _set(self, "style", style)
+        _set(self, "indent", indent)
+        _set(self, "prefix", prefix)
+        _set(self, "location", location)
+        _set(self, "raw", raw)
 
 
 def _parse_line(line: str) -> tuple[Style, str, str, str, RawFrame] | None:

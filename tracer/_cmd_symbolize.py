@@ -11,38 +11,38 @@ read. A module without usable debug info (e.g. stripped, and no twin in ``--symb
 name-section names, after one warning line on stderr.
 
 Imports stay lazy: on a warm cache this loads the symbolizer's index and nothing heavy (no wasmtime, no
-OpenTelemetry, no pyelftools). On a cold cache it answers lazily from DWARF, then starts a background
-process that writes the index (``Symbolizer.spawn_index_build``) so the next run is warm.
+OpenTelemetry, no pyelftools; not even json, pathlib or typing unless asked for; paths stay ``str``). On a
+cold cache it answers lazily from DWARF, then starts a background process that writes the index
+(``Symbolizer.spawn_index_build``) so the next run is warm.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from tracer import _exit
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
     from symbolizer import Symbolizer
 
 _PROG = "tracer symbolize"
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("module", type=Path, metavar="MODULE", help="the .wasm module (stripped or not)")
+    p.add_argument("module", metavar="MODULE", help="the .wasm module (stripped or not)")
     p.add_argument(
         "addresses", nargs="*", metavar="ADDRESS",
         help="module offsets (0x-hex or decimal) as V8 and wasmtime print them; none: read a trace on stdin",
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--debug-file", type=Path, metavar="PATH", help="the module's separate debug file")
+    where.add_argument("--debug-file", metavar="PATH", help="the module's separate debug file")
     where.add_argument(
-        "--symbols", type=Path, metavar="DIR", help="a directory of debug files, found by code id or build id"
+        "--symbols", metavar="DIR", help="a directory of debug files, found by code id or build id"
     )
     p.add_argument(
         "--code-offsets", action="store_true",
@@ -50,6 +50,56 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--index", action="store_true", help="build the cached index for MODULE and exit")
+
+
+# What parse_simple accepts: the flags of add_parser, spelled in full. Keep the two in step
+# (tests/tracer/test_cli_parse.py compares them).
+_SIMPLE_SWITCHES = {"--code-offsets": "code_offsets", "--json": "json", "--index": "index"}
+_SIMPLE_VALUES = {"--debug-file": "debug_file", "--symbols": "symbols"}
+
+
+def parse_simple(argv: list[str]) -> dict[str, object] | None:
+    """What :func:`add_parser`'s argparse parser gives for ``argv``, for plain command lines; None otherwise.
+
+    Plain: every option spelled in full as a separate word (``--debug-file PATH``, not ``--debug-file=PATH`` or
+    an abbreviation), values not starting with ``-``, at most one of ``--debug-file``/``--symbols`` given
+    once, and MODULE with its ADDRESSes in one run of words. Anything else (``-h``, an unknown option, a usage
+    error) returns None and goes through argparse, which prints help or the error. This saves the warm
+    path argparse's import and set-up (see ``tracer/_cli.py``).
+    """
+    values: dict[str, object] = {
+        "module": None, "addresses": [], "debug_file": None, "symbols": None,
+        "code_offsets": False, "json": False, "index": False,
+    }
+    positionals: list[str] = []
+    run_ended = False  # argparse takes the positionals as one run: words after a later option are an error
+    given: set[str] = set()
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word.startswith("-"):
+            if positionals:
+                run_ended = True
+            if word in _SIMPLE_SWITCHES:
+                values[_SIMPLE_SWITCHES[word]] = True
+            elif word in _SIMPLE_VALUES and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                if given:
+                    return None  # repeated, or both (argparse: last wins, or "not allowed with")
+                given.add(word)
+                values[_SIMPLE_VALUES[word]] = argv[i + 1]
+                i += 1
+            else:
+                return None
+        elif run_ended:
+            return None
+        else:
+            positionals.append(word)
+        i += 1
+    if not positionals:
+        return None  # MODULE is required: argparse says so
+    values["module"] = positionals[0]
+    values["addresses"] = positionals[1:]
+    return values
 
 
 def parse_address(text: str) -> int:
@@ -89,10 +139,16 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _cache_dir() -> Path:
-    from tracer._config import default_cache_dir
+def _cache_dir() -> str:
+    """``tracer._config.default_cache_dir`` (the documented rule), spelled with ``os.path``.
 
-    return default_cache_dir(os.environ)
+    Importing ``tracer._config`` would cost its dataclasses, pathlib and re (~15 ms) on every warm run.
+    """
+    explicit = os.environ.get("TRACER_CACHE_DIR")
+    if explicit:
+        return explicit
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return os.path.join(xdg if xdg else os.path.join(os.path.expanduser("~"), ".cache"), "tracer")
 
 
 def _open(args: argparse.Namespace) -> Symbolizer:
@@ -139,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     if args.symbols is not None and not os.path.isdir(args.symbols):
         return _fail(f"{args.symbols}: not a directory", _exit.NO_INPUT)
 
-    from symbolizer import SymbolizerError
+    from symbolizer._errors import SymbolizerError
 
     try:
         s = _open(args)
@@ -162,14 +218,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build_index(args: argparse.Namespace, s: Symbolizer) -> int:
+    import time
+
     from symbolizer import terminal_progress
 
     started = time.perf_counter()
-    s.build_index(progress=terminal_progress(label=f"indexing {args.module.name}"))
+    s.build_index(progress=terminal_progress(label=f"indexing {os.path.basename(args.module)}"))
     elapsed = time.perf_counter() - started
     path = s.index_file
     size = path.stat().st_size if path is not None and path.exists() else 0
     if args.json:
+        import json
+
         doc = _document(args, s, [])
         del doc["frames"]
         doc.update({"index": str(path) if path else None, "index_bytes": size, "seconds": round(elapsed, 3)})
@@ -185,6 +245,8 @@ def _symbolize_addresses(args: argparse.Namespace, s: Symbolizer, addresses: lis
     offsets = [s.code_to_module_offset(a) for a in addresses] if args.code_offsets else addresses
     frames = [s.symbolize(off) for off in offsets]
     if args.json:
+        import json
+
         out = []
         for frame in frames:
             d = frame_to_json(frame)
@@ -206,6 +268,8 @@ def _symbolize_stdin(args: argparse.Namespace, s: Symbolizer) -> int:
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     rewritten, frames = symbolize_trace(text, s.symbolize_frames)
     if args.json:
+        import json
+
         sys.stdout.write(json.dumps(_document(args, s, [frame_to_json(f) for f in frames])) + "\n")
     else:
         sys.stdout.flush()
