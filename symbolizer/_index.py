@@ -394,22 +394,11 @@ def load_index(path: str | os.PathLike[str], expect_code_id: str | None = None) 
 
 def write_index(path: str | os.PathLike[str], index: Index) -> None:
     """Write ``index`` to ``path`` atomically: a temporary file in the same directory, then rename."""
-    import tempfile
+    from ._atomic import write_atomic
 
-    directory, name = os.path.split(os.fspath(path))
+    directory = os.path.dirname(os.fspath(path))
     os.makedirs(directory or ".", exist_ok=True)
-    data = serialize(index)
-    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=directory or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, serialize(index))
 
 
 def terminal_progress(stream: object = None, label: str = "indexing symbols") -> ProgressFn | None:

@@ -14,10 +14,11 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 import structlog
+
+from symbolizer._atomic import write_atomic
 
 log = structlog.get_logger("tracer.cache")
 
@@ -78,20 +79,7 @@ class ModuleCache:
             return
         meta = {"format": _FORMAT, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         try:
-            self._write(self.dir / f"{key}.cwasm", data)
-            self._write(self.dir / f"{key}.json", json.dumps(meta).encode())
+            write_atomic(self.dir / f"{key}.cwasm", data)
+            write_atomic(self.dir / f"{key}.json", json.dumps(meta).encode())
         except OSError as exc:
             log.warning("could not write compiled-module cache", key=key, error=str(exc))
-
-    def _write(self, path: Path, data: bytes | bytearray) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
