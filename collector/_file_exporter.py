@@ -304,7 +304,11 @@ class FileTransport:
             return SendResult(False, retryable=False, error=f"{type(exc).__name__}: {exc}")
 
     def write(self, request: Any) -> SendResult:
-        line = (to_json_line(request) + "\n").encode("utf-8")
+        return self.write_line(to_json_line(request).encode("utf-8"))
+
+    def write_line(self, line: bytes) -> SendResult:
+        """Append one OTLP/JSON line (given without its newline); never raises."""
+        line += b"\n"
         try:
             with self._lock:
                 if self.path is None:
@@ -325,6 +329,8 @@ class FileTransport:
             return SendResult(True)
         except OSError as exc:
             return SendResult(False, retryable=False, error=f"{self.path}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - e.g. a closed stream: a counted drop, never an exception
+            return SendResult(False, retryable=False, error=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         pass

@@ -24,8 +24,9 @@ Decisions (semconv references in docs/collector.md):
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence, Union, cast
 
 from collector import _semconv as sc
 
@@ -119,6 +120,8 @@ class Mapped:
 
 def safe_text(text: str) -> str:
     """Valid UTF-8 text: lone surrogates (from surrogateescape'd bytes) become U+FFFD."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -128,6 +131,8 @@ def safe_text(text: str) -> str:
 
 def cap(text: str, limit: int) -> str:
     """``text`` made safe and cut to at most ``limit`` UTF-8 bytes, marked when cut (no split code points)."""
+    if text.isascii() and len(text) <= limit:  # the common case, without encoding
+        return text
     text = safe_text(text)
     raw = text.encode("utf-8")
     if len(raw) <= limit:
@@ -176,7 +181,7 @@ def _is_runtime(name: str, file: str | None) -> bool:
     return False
 
 
-def top_user_symbol(stack: Sequence["SymbolizedFrame"]) -> "Symbol | None":
+def _top_user_symbol(stack: Sequence["SymbolizedFrame"]) -> "Symbol | None":
     """The innermost symbol (inlined ones included) that is not runtime code."""
     for frame in stack:
         for symbol in frame.symbols:
@@ -203,9 +208,35 @@ def _format_stack(stack: tuple["SymbolizedFrame", ...]) -> str:
     return format_stacktrace(stack)
 
 
+# Per stack, by identity: the symbolizer hands out the same frame objects for the same addresses (its frame
+# cache), so a crash loop's records share their frames; an identity check is then all a repeat costs, where the
+# value-keyed caches would hash every symbol of every frame again. Entries hold their frames (ids stay unique).
+_BY_IDENTITY: dict[tuple[int, ...], tuple[tuple[object, ...], "Symbol | None", str]] = {}
+_BY_IDENTITY_MAX = 256
+
+
+def _stack_facts(stack: Sequence["SymbolizedFrame"]) -> tuple["Symbol | None", str]:
+    """(innermost user symbol, ``format_stacktrace`` text) of a non-empty symbolized stack."""
+    key = tuple(map(id, stack))
+    hit = _BY_IDENTITY.get(key)
+    if hit is not None and all(map(operator.is_, hit[0], stack)):
+        return hit[1], hit[2]
+    frames = tuple(stack)
+    facts = (_top_user_symbol(frames), _format_stack(frames))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[key] = (frames, *facts)
+    return facts
+
+
+def top_user_symbol(stack: Sequence["SymbolizedFrame"]) -> "Symbol | None":
+    """The innermost symbol (inlined ones included) that is not runtime code."""
+    return _stack_facts(stack)[0] if stack else None
+
+
 def stacktrace_text(rec: "InvocationRecord") -> str | None:
     if rec.stack:
-        return _format_stack(tuple(rec.stack))
+        return _stack_facts(rec.stack)[1]
     if rec.frames:
         return raw_stacktrace(rec.frames)
     return None
@@ -260,44 +291,60 @@ def map_record(
     def put(attrs: Attributes, key: str, value: object) -> None:
         if value is None:
             return
-        if isinstance(value, str):
+        if type(value) is str and value.isascii() and len(value) <= limit:
+            attrs[key] = value
+        elif isinstance(value, str):
             attrs[key] = cap(value, limit)
         elif isinstance(value, (bool, int, float)):
             attrs[key] = value
         else:
             attrs[key] = cap(str(value), limit)
 
+    def put_all(attrs: Attributes, pairs: Sequence[tuple[str, object]]) -> None:
+        # ``put`` inlined for the common types: this runs ~30 times per record.
+        for key, value in pairs:
+            t = type(value)
+            if t is str:
+                text = cast(str, value)
+                attrs[key] = text if text.isascii() and len(text) <= limit else cap(text, limit)
+            elif t is bool or t is int or t is float:
+                attrs[key] = cast(AttrValue, value)
+            elif value is not None:
+                put(attrs, key, value)
+
     start = rec.started_at_ns
     end = end_time_ns(rec)
     trigger = sc.TRIGGER_HTTP if http is not None else sc.TRIGGER_OTHER
+    outcome = rec.outcome.value
+    timings = rec.timings
+    trap = rec.trap
     a: Attributes = {}
-    put(a, sc.FAAS_INVOCATION_ID, rec.invocation_id)
-    put(a, sc.FAAS_NAME, rec.module_name)
-    put(a, sc.FAAS_COLDSTART, rec.cold_start)
-    put(a, sc.FAAS_TRIGGER, trigger)
-    put(a, sc.FAAS_MAX_MEMORY, rec.memory_limit_bytes)
-    put(a, sc.OUTCOME, rec.outcome.value)
-    put(a, sc.EXPORT, rec.export)
-    put(a, sc.MODULE_CODE_ID, rec.code_id)
-    put(a, sc.MODULE_BUILD_ID, rec.build_id)
-    put(a, sc.MODULE_SHA256, rec.module_sha256)
-    if rec.trap is not None:
-        put(a, sc.TRAP_CODE, rec.trap.code)
-        put(a, sc.TRAP_MESSAGE, rec.trap.message)
-    put(a, sc.EXIT_CODE, rec.exit_code)
-    put(a, sc.HOST_ERROR, rec.host_error)
-    put(a, sc.FUEL_CONSUMED, rec.fuel_consumed)
-    put(a, sc.FUEL_LIMIT, rec.fuel_limit)
-    put(a, sc.MEMORY_PEAK, rec.memory_peak_bytes)
-    put(a, sc.TIMEOUT, rec.timeout_s)
-    put(a, sc.FRAMES_TRUNCATED, rec.frames_truncated)
-    if rec.frames:
-        put(a, sc.FRAMES_COUNT, len(rec.frames))
-    if rec.logs_dropped:
-        put(a, sc.LOGS_DROPPED, rec.logs_dropped)
-    put(a, sc.DURATION_LOAD, rec.timings.load_ms / 1000.0)
-    put(a, sc.DURATION_INSTANTIATE, rec.timings.instantiate_ms / 1000.0)
-    put(a, sc.DURATION_EXECUTE, rec.timings.execute_ms / 1000.0)
+    put_all(a, (
+        (sc.FAAS_INVOCATION_ID, rec.invocation_id),
+        (sc.FAAS_NAME, rec.module_name),
+        (sc.FAAS_COLDSTART, rec.cold_start),
+        (sc.FAAS_TRIGGER, trigger),
+        (sc.FAAS_MAX_MEMORY, rec.memory_limit_bytes),
+        (sc.OUTCOME, outcome),
+        (sc.EXPORT, rec.export),
+        (sc.MODULE_CODE_ID, rec.code_id),
+        (sc.MODULE_BUILD_ID, rec.build_id),
+        (sc.MODULE_SHA256, rec.module_sha256),
+        (sc.TRAP_CODE, trap.code if trap is not None else None),
+        (sc.TRAP_MESSAGE, trap.message if trap is not None else None),
+        (sc.EXIT_CODE, rec.exit_code),
+        (sc.HOST_ERROR, rec.host_error),
+        (sc.FUEL_CONSUMED, rec.fuel_consumed),
+        (sc.FUEL_LIMIT, rec.fuel_limit),
+        (sc.MEMORY_PEAK, rec.memory_peak_bytes),
+        (sc.TIMEOUT, rec.timeout_s),
+        (sc.FRAMES_TRUNCATED, rec.frames_truncated),
+        (sc.FRAMES_COUNT, len(rec.frames) if rec.frames else None),
+        (sc.LOGS_DROPPED, rec.logs_dropped or None),
+        (sc.DURATION_LOAD, timings.load_ms / 1000.0),
+        (sc.DURATION_INSTANTIATE, timings.instantiate_ms / 1000.0),
+        (sc.DURATION_EXECUTE, timings.execute_ms / 1000.0),
+    ))
 
     user = top_user_symbol(rec.stack)
     if user is not None:
@@ -314,8 +361,8 @@ def map_record(
     if rec.panic is not None and rec.panic.file:
         where = ":".join(str(p) for p in (rec.panic.file, rec.panic.line, rec.panic.column) if p is not None)
         put(a, sc.PANIC_LOCATION, where)
-    for key, value in (http or {}).items():
-        put(a, safe_text(str(key)), value)
+    if http:
+        put_all(a, [(k if type(k) is str and k.isascii() else safe_text(str(k)), v) for k, v in http.items()])
 
     exc = exception_attributes(rec)
     events: tuple[EventData, ...] = ()
@@ -345,7 +392,7 @@ def map_record(
         attrs[sc.FAAS_INVOCATION_ID] = rec.invocation_id
         logs.append(LogData(end, 17, "ERROR", cap(body, FULL_TEXT_LIMIT), attrs, event_name=sc.EXCEPTION_EVENT))
 
-    base: Attributes = {sc.FAAS_TRIGGER: trigger, sc.OUTCOME: rec.outcome.value}
+    base: Attributes = {sc.FAAS_TRIGGER: trigger, sc.OUTCOME: outcome}
     points = [
         MetricPoint(sc.METRIC_INVOCATIONS, "counter", 1, dict(base)),
         MetricPoint(sc.METRIC_INVOKE_DURATION, "histogram", (end - start) / 1e9, dict(base)),

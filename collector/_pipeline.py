@@ -5,8 +5,8 @@ here; nothing in this module imports it at load time, and ``OTEL_SDK_DISABLED=tr
 
 Flow: ``Pipeline.record`` maps a record (``_mapping``) and hands it to the SDK; a span or log record reaching our
 processor is *emitted* and queued in a bounded ``_BatchWorker`` (full queue → dropped ``queue_full``, never a
-wait). A worker thread encodes batches to OTLP protobuf, splits them under the request size limit and gives them
-to the signal's ``_Delivery``, which sends with retries bounded by the OTLP timeout; a retryable failure goes to
+wait). A worker thread encodes batches (``_otlp``: straight to OTLP protobuf, or to OTLP/JSON lines for the file
+exporter), split under the request size limit, and gives them to the signal's ``_Delivery``, which sends with retries bounded by the OTLP timeout; a retryable failure goes to
 the spool (*pending*), a rejection is dropped. After a failure the collector is considered away for a short,
 growing window and batches go straight to the spool; the first success after that re-sends the spool in the
 background. Metrics are exported by the SDK's periodic reader (at shutdown for short runs) through the same
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from collector._config import SIGNALS, BatchConfig, ExporterConfig, PipelineConfig, Signal
 from collector._errors import ConfigError
-from collector._file_exporter import FileTransport, count_items, split_request
+from collector._file_exporter import FileTransport, count_items, split_request, to_json_line
+from collector._otlp import Format, Parts, encode_batch
 from collector._report import Counts, DeliveryReport
 from collector._spool import PutResult, Spool, SpoolEntry
 from collector._transport import SendResult, Transport, make_transport
@@ -143,6 +144,9 @@ class _Delivery:
         self.max_request_bytes = max_request_bytes
         self.reject_reason = reject_reason
         self.on_recovery = on_recovery
+        # What the transport takes: OTLP/JSON lines for the file/console exporter, serialized protobuf otherwise.
+        self.format: Format = "json" if isinstance(transport, FileTransport) else "protobuf"
+        self._write_line = transport.write_line if isinstance(transport, FileTransport) else None
         self.shutdown_deadline: float | None = None
         # Guards in-flight requests and spool writes against the shutdown take-over. Separate from the book's
         # lock so that record() (which counts under the book's lock) never waits on a spool fsync.
@@ -163,7 +167,10 @@ class _Delivery:
         if time.monotonic() < self._down_until:
             return SendResult(False, retryable=True, error="collector unreachable (recent failure)")
         try:
-            result = self.transport.send(payload, self.deadline())
+            if self._write_line is not None:
+                result = self._write_line(payload)
+            else:
+                result = self.transport.send(payload, self.deadline())
         except Exception as exc:  # noqa: BLE001 - a transport bug must not lose the batch
             result = SendResult(False, retryable=True, error=f"{type(exc).__name__}: {exc}")
         if result.ok:
@@ -183,16 +190,23 @@ class _Delivery:
         return result
 
     def deliver(self, request: Any) -> None:
-        """Deliver an encoded request (its items already counted as emitted)."""
+        """Deliver a request message (its items already counted as emitted)."""
         try:
-            parts, too_large = split_request(self.signal, request, self.max_request_bytes)
+            messages, too_large = split_request(self.signal, request, self.max_request_bytes)
+            parts = [
+                ((part.SerializeToString() if self.format == "protobuf" else to_json_line(part).encode("utf-8")),
+                 count_items(self.signal, part))
+                for part in messages
+            ]
         except Exception:  # noqa: BLE001
             self.book.counts[self.signal].drop("encode_error", count_items(self.signal, request))
             return
+        self.deliver_parts(parts, too_large)
+
+    def deliver_parts(self, parts: Parts, too_large: int = 0) -> None:
+        """Deliver requests already encoded in ``self.format`` (their items already counted as emitted)."""
         self.book.counts[self.signal].drop("too_large", too_large)
-        for part in parts:
-            n = count_items(self.signal, part)
-            payload = part.SerializeToString()
+        for payload, n in parts:
             key = next(self._keys)
             with self._lock:
                 if self._closed:
@@ -231,13 +245,20 @@ class _Delivery:
                 self.to_spool(payload, n)
 
 
+def _encoder(signal: Signal, limit: int) -> Callable[[list[Any], Format], tuple[Parts, int, int]]:
+    def encode(batch: list[Any], fmt: Format) -> tuple[Parts, int, int]:
+        return encode_batch(signal, batch, fmt, limit)
+
+    return encode
+
+
 class _BatchWorker:
     """A bounded queue and one thread that exports batches (spans or log records)."""
 
     def __init__(
         self,
         signal: Signal,
-        encode: Callable[[list[Any]], Any],
+        encode: Callable[[list[Any], Format], tuple[Parts, int, int]],
         delivery: _Delivery,
         book: _Book,
         max_queue_size: int,
@@ -271,18 +292,15 @@ class _BatchWorker:
             if len(self._queue) >= self.max_batch:
                 self._cond.notify_all()
 
-    def _encode(self, batch: list[Any]) -> Any:
+    def _encode(self, batch: list[Any], fmt: Format) -> tuple[Parts, int]:
+        """Requests in ``fmt`` and the number of items too large for any; refused items are counted here."""
         try:
-            return self.encode(batch)
-        except Exception:  # noqa: BLE001 - find the items the encoder refuses, keep the rest
-            good = []
-            for item in batch:
-                try:
-                    self.encode([item])
-                    good.append(item)
-                except Exception:  # noqa: BLE001
-                    self.book.counts[self.signal].drop("encode_error", 1)
-            return self.encode(good) if good else None
+            parts, too_large, errors = self.encode(batch, fmt)
+        except Exception:  # noqa: BLE001 - the encoder skips bad items itself; this is a bug's last resort
+            _log.exception("collector: encoding a %s batch failed", self.signal)
+            parts, too_large, errors = [], 0, len(batch)
+        self.book.counts[self.signal].drop("encode_error", errors)
+        return parts, too_large
 
     def _run(self) -> None:
         while True:
@@ -302,9 +320,8 @@ class _BatchWorker:
                 batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
                 self._busy = True
             try:
-                request = self._encode(batch)
-                if request is not None:
-                    self.delivery.deliver(request)
+                parts, too_large = self._encode(batch, self.delivery.format)
+                self.delivery.deliver_parts(parts, too_large)
             except Exception:  # noqa: BLE001 - keep the worker alive whatever happens
                 _log.exception("collector %s worker failed on a batch", self.signal)
             finally:
@@ -345,6 +362,7 @@ class _NoopPipeline:
     """What ``Pipeline.start`` returns when OTEL_SDK_DISABLED=true: records nothing, costs nothing."""
 
     config: PipelineConfig
+    tracer_provider: None = None  # no SDK: callers make no spans of their own either
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
@@ -409,7 +427,7 @@ class Pipeline:
         for signal, batch in batches:
             if signal in self.deliveries:
                 self.workers[signal] = _BatchWorker(
-                    signal, _sdk.encoder(signal), self.deliveries[signal], self.book,
+                    signal, _encoder(signal, config.max_request_bytes), self.deliveries[signal], self.book,
                     batch.max_queue_size, batch.max_export_batch_size, batch.schedule_delay_s,
                 )
         self.sdk = _sdk.Providers(self, _span_exporter=_span_exporter, _log_exporter=_log_exporter,
@@ -424,6 +442,12 @@ class Pipeline:
         if config.disabled:
             return _NoopPipeline(config)
         return cls(config)
+
+    @property
+    def tracer_provider(self) -> Any:
+        """The pipeline's own ``TracerProvider`` (never installed as the global one): spans made with its tracers
+        share the invocation spans' resource, sampler, queue and delivery — e.g. ``tracer serve``'s HTTP span."""
+        return self.sdk.tracer_provider
 
     # -- recording ---------------------------------------------------------------------------------------------
 
@@ -513,9 +537,10 @@ class Pipeline:
         for signal, w in self.workers.items():
             items = w.leftovers()
             if items:
-                request = w._encode(items)
-                if request is not None:
-                    self.deliveries[signal].to_spool(request.SerializeToString(), count_items(signal, request))
+                parts, too_large = w._encode(items, "protobuf")
+                self.book.counts[signal].drop("too_large", too_large)
+                for payload, n in parts:
+                    self.deliveries[signal].to_spool(payload, n)
         for d in self.deliveries.values():
             d.take_over()
             try:

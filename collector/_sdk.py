@@ -3,18 +3,25 @@
 Imported only by ``Pipeline.__init__`` (the SDK import is the pipeline's main start-up cost). Providers are
 private to the pipeline (never installed as globals) and built from ``PipelineConfig`` alone: nothing here reads
 ``os.environ`` (limits are passed explicitly so the SDK's own environment lookups cannot disagree with the config).
+
+Per record, the span, its log records and metric points reach the SDK's processors and aggregations without the
+SDK's generic per-call work that cannot change them (``_finished_span``, ``_log_emitter``, ``_BoundMetrics``; the
+argument for each is in its docstring and docs/collector.md, and tests/collector/test_otlp.py compares each with
+the API path). Each reads a few SDK 1.45 internals and falls back to the public API when they are not there.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import get_current
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits, LogRecordProcessor
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -25,27 +32,21 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.version import __version__ as sdk_version
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from collector import _semconv as sc
-from collector._config import PipelineConfig, Signal
+from collector._config import PipelineConfig
 from collector._file_exporter import count_items
-from collector._mapping import FULL_TEXT_LIMIT, map_record
+from collector._mapping import FULL_TEXT_LIMIT, LogData, MetricPoint, SpanData, map_record
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
     from collector._pipeline import Pipeline
     from tracer._record import InvocationRecord
-
-
-def encoder(signal: Signal) -> Callable[[list[Any]], Any]:
-    if signal == "traces":
-        return encode_spans
-    return encode_logs
 
 
 def build_resource(config: PipelineConfig) -> Resource:
@@ -73,6 +74,9 @@ def build_sampler(config: PipelineConfig) -> sampling.Sampler:
     else:
         root = sampling.TraceIdRatioBased(ratio)
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
+
+
+_UNSET = Status(StatusCode.UNSET)
 
 
 class _SpanQueue(SpanProcessor):
@@ -138,6 +142,93 @@ class _MetricDelivery(MetricExporter):
         pass
 
 
+def _api_record(instrument: Any, point: MetricPoint, context: Any) -> None:
+    if point.kind == "counter":
+        instrument.add(point.value, point.attributes, context)
+    else:
+        instrument.record(point.value, point.attributes, context)
+
+
+class _BoundMetrics:
+    """Metric points → the SDK's aggregations, with each (instrument, attribute set) bound once.
+
+    ``Counter.add``/``Histogram.record`` re-clean the attributes, ask the exemplar filter, look up the view
+    matches of every reader and hash the attribute set again on every call (~18 µs here). Our attribute sets are
+    few and fixed (trigger × outcome), so the first point of a set goes through the API, which creates its
+    aggregations, and later points are handed straight to those same aggregation objects: the exported data is the
+    SDK's own. Bound only where that is exactly what the API would do — cumulative aggregations that live as long as
+    the provider (no reset on collect, no attribute-filtering views), no exemplar to take (the exemplar filter is
+    off or trace-based with no sampled span in the current context), a finite, non-negative value — anything
+    else, or an SDK whose internals differ, goes through the API."""
+
+    def __init__(self, meter_provider: Any, instruments: Mapping[str, Any]) -> None:
+        self._instruments = instruments
+        self._bound: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+        self._filter: Any = None
+        try:
+            from opentelemetry.sdk.metrics._internal.exemplar import (
+                AlwaysOffExemplarFilter,
+                TraceBasedExemplarFilter,
+            )
+            from opentelemetry.sdk.metrics._internal.measurement import Measurement
+
+            self._measurement = Measurement
+
+            self._consumer = meter_provider._measurement_consumer  # noqa: SLF001
+            flt = self._consumer._sdk_config.exemplar_filter  # noqa: SLF001
+            if isinstance(flt, (TraceBasedExemplarFilter, AlwaysOffExemplarFilter)):
+                self._filter = flt
+        except Exception:  # noqa: BLE001 - another SDK: the API path only
+            self._filter = None
+
+    def record(self, points: Sequence[MetricPoint]) -> None:
+        context = get_current()
+        now = time.time_ns()
+        fast = self._filter is not None and not self._filter.should_sample(0, now, None, context)
+        for p in points:
+            instrument = self._instruments[p.name]
+            if not fast:
+                _api_record(instrument, p, context)
+                continue
+            key = (p.name, tuple(p.attributes.items()))
+            aggregations = self._bound.get(key)
+            if aggregations is None or not 0 <= p.value < math.inf:
+                _api_record(instrument, p, context)
+                if aggregations is None:
+                    self._bound[key] = self._bind(instrument, p.attributes)
+                continue
+            if aggregations is False:
+                _api_record(instrument, p, context)
+                continue
+            measurement = self._measurement(p.value, now, instrument, context, None)
+            for aggregation in aggregations:
+                aggregation.aggregate(measurement, False)
+
+    def _bind(self, instrument: Any, attributes: Mapping[str, Any]) -> Any:
+        """The aggregation objects the API just fed for this attribute set (one per reader), or False."""
+        try:
+            from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+
+            if not instrument._is_enabled():  # noqa: SLF001
+                return False
+            key = _hash_attributes(dict(attributes))
+            found = []
+            for storage in self._consumer._reader_storages.values():  # noqa: SLF001
+                matches = storage._instrument_view_instrument_matches.get(instrument)  # noqa: SLF001
+                if not matches:
+                    return False
+                for match in matches:
+                    if match._reset_on_collect or match._view._attribute_keys is not None:  # noqa: SLF001
+                        return False
+                    aggregation = match._attributes_aggregation.get(key)  # noqa: SLF001
+                    if aggregation is None:
+                        return False
+                    found.append(aggregation)
+            return tuple(found)
+        except Exception:  # noqa: BLE001
+            return False
+
+
 class Providers:
     """Tracer, logger and meter providers of one pipeline, and the record → SDK calls."""
 
@@ -147,10 +238,7 @@ class Providers:
         self.config = config
         resource = build_resource(config)
         limit = config.attribute_value_limit
-        self.tracer_provider = TracerProvider(
-            resource=resource,
-            sampler=build_sampler(config),
-            span_limits=SpanLimits(
+        self.span_limits = SpanLimits(
                 max_span_attributes=256,
                 max_events=128,
                 max_links=128,
@@ -159,7 +247,11 @@ class Providers:
                 max_link_attributes=128,
                 max_span_attribute_length=limit,
                 max_attribute_length=FULL_TEXT_LIMIT,  # event attributes: the whole stack trace
-            ),
+            )
+        self.tracer_provider = TracerProvider(
+            resource=resource,
+            sampler=build_sampler(config),
+            span_limits=self.span_limits,
             shutdown_on_exit=False,
         )
         if "traces" in pipeline.workers:
@@ -167,6 +259,17 @@ class Providers:
         if _span_exporter is not None:
             self.tracer_provider.add_span_processor(SimpleSpanProcessor(_span_exporter))
         self.tracer = self.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE)
+        try:  # what _finished_span needs of the SDK's Tracer; an SDK without it gets the API path
+            tracer: Any = self.tracer
+            self._sampler = tracer.sampler
+            self._ids = tracer.id_generator
+            self._span_processor = tracer.span_processor
+            self._tracer_metrics = tracer._tracer_metrics  # noqa: SLF001 - the SDK's own span metrics (off by default)
+            self._tracer_enabled = tracer._is_enabled  # noqa: SLF001
+            self._scope = tracer._instrumentation_scope  # noqa: SLF001
+            self._fast_span = True
+        except AttributeError:
+            self._fast_span = False
 
         self.logger_provider = LoggerProvider(
             resource=resource,
@@ -179,6 +282,8 @@ class Providers:
         if _log_exporter is not None:
             self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(_log_exporter))
         self.logger = self.logger_provider.get_logger(sc.INSTRUMENTATION_SCOPE)
+        self._log_attribute_limit = 128
+        self._emit_log = self._log_emitter()
 
         readers: list[Any] = []
         if "metrics" in pipeline.deliveries:
@@ -210,6 +315,7 @@ class Providers:
                 explicit_bucket_boundaries_advisory=list(sc.FUEL_BUCKETS)),
         }
         self._has_metric_readers = bool(readers)
+        self._metrics = _BoundMetrics(self.meter_provider, {**self.counters, **self.histograms})
 
     def record(self, rec: "InvocationRecord", parent: "Context | None", http: Mapping[str, object] | None) -> None:
         local_parent = False
@@ -223,7 +329,34 @@ class Providers:
             exception_signal=self.config.exception_signal,
             attribute_value_limit=self.config.attribute_value_limit,
         )
-        s = mapped.span
+        if self._fast_span:
+            span_context = self._finished_span(mapped.span, parent)
+        else:
+            span_context = self._api_span(mapped.span, parent)
+
+        if self.logs_enabled and mapped.logs:
+            span_ctx = trace.set_span_in_context(NonRecordingSpan(span_context), parent)
+            observed = time.time_ns()
+            fast = self._emit_log if self._emit_log is not None and self._log_enabled() else None
+            for log in mapped.logs:
+                if fast is not None and len(log.attributes) <= self._log_attribute_limit:
+                    fast(log, observed, span_ctx)
+                    continue
+                self.logger.emit(
+                    timestamp=log.timestamp_ns,
+                    observed_timestamp=observed,
+                    context=span_ctx,
+                    severity_number=SeverityNumber(log.severity_number),
+                    severity_text=log.severity_text,
+                    body=log.body,
+                    attributes=log.attributes,
+                    event_name=log.event_name,
+                )
+        if self._has_metric_readers:
+            self._metrics.record(mapped.metrics)
+
+    def _api_span(self, s: SpanData, parent: "Context | None") -> SpanContext:
+        """The invocation span through the tracing API (the reference ``_finished_span`` is checked against)."""
         span = self.tracer.start_span(
             s.name,
             context=parent,
@@ -236,27 +369,109 @@ class Providers:
         if s.error:
             span.set_status(Status(StatusCode.ERROR, s.status_description))
         span.end(end_time=s.end_ns)
+        return span.get_span_context()
 
-        if self.logs_enabled and mapped.logs:
-            span_ctx = trace.set_span_in_context(span, parent)
-            observed = time.time_ns()
-            for log in mapped.logs:
-                self.logger.emit(
-                    timestamp=log.timestamp_ns,
-                    observed_timestamp=observed,
-                    context=span_ctx,
-                    severity_number=SeverityNumber(log.severity_number),
-                    severity_text=log.severity_text,
-                    body=log.body,
-                    attributes=log.attributes,
-                    event_name=log.event_name,
-                )
-        if self._has_metric_readers:
-            for point in mapped.metrics:
-                if point.kind == "counter":
-                    self.counters[point.name].add(point.value, point.attributes)
-                else:
-                    self.histograms[point.name].record(point.value, point.attributes)
+    def _log_emitter(self) -> Callable[[LogData, int, Any], None] | None:
+        """What ``Logger.emit`` does for one of our log records, minus re-validating attributes the mapping already
+        made valid, capped (``FULL_TEXT_LIMIT``) and few (under the record limit, checked by the caller): an API
+        ``LogRecord`` in the span's context, the SDK's writable record around it with the logger's resource, scope
+        and limits, the SDK's own log metric, the processors. None (``Logger.emit`` always) on an SDK whose
+        logger differs."""
+        try:
+            from opentelemetry._logs import LogRecord as APILogRecord
+            from opentelemetry.sdk._logs import ReadWriteLogRecord
+
+            logger: Any = self.logger
+            resource, scope = logger._resource, logger._instrumentation_scope  # noqa: SLF001
+            limits, processor = logger._log_record_limits, logger._multi_log_record_processor  # noqa: SLF001
+            emitted = logger._logger_metrics.emit_log  # noqa: SLF001
+            self._log_enabled = logger._is_enabled  # noqa: SLF001
+            self._log_attribute_limit = limits.max_log_record_attributes or 128
+        except Exception:  # noqa: BLE001
+            return None
+        severities = {n.value: n for n in SeverityNumber}
+
+        def emit(log: LogData, observed: int, context: Any) -> None:
+            record = APILogRecord(
+                timestamp=log.timestamp_ns,
+                observed_timestamp=observed,
+                context=context,
+                severity_number=severities.get(log.severity_number) or SeverityNumber(log.severity_number),
+                severity_text=log.severity_text,
+                body=log.body,
+                attributes=dict(log.attributes),
+                event_name=log.event_name,
+            )
+            writable = ReadWriteLogRecord.__new__(ReadWriteLogRecord)  # its __post_init__ is the re-validation
+            writable.log_record = record
+            writable.resource = resource
+            writable.instrumentation_scope = scope
+            writable.limits = limits
+            emitted()
+            processor.on_emit(writable)
+
+        return emit
+
+    def _finished_span(self, s: SpanData, parent: "Context | None") -> SpanContext:
+        """The invocation span, built finished and handed to the span processors' ``on_end``; its context.
+
+        What ``tracer.start_span`` + ``add_event`` + ``set_status`` + ``end`` do, step for step (parent, ids,
+        sampler, trace flags, the SDK's own span metrics, limits), minus what is pure overhead for a span whose
+        content is known in full up front: the span lock, re-validating attributes the mapping already made valid
+        and capped, and the ``on_start``/``_on_ending`` hooks (their processors would see a span that is already
+        over; the pipeline's own do nothing there)."""
+        tracer: Any = self.tracer
+        kind = SpanKind.INTERNAL if s.kind == "INTERNAL" else SpanKind.SERVER
+        current = trace.get_current_span(parent).get_span_context()
+        if not self._tracer_enabled():  # a disabled tracer gives a non-recording span
+            return current
+        parent_ctx: SpanContext | None = current
+        if current is None or not current.is_valid:
+            parent_ctx = None
+            trace_id = self._ids.generate_trace_id()
+            random_trace_id = self._ids.is_trace_id_random()
+        else:
+            trace_id = current.trace_id
+            random_trace_id = current.trace_flags.random_trace_id
+        result = self._sampler.should_sample(parent, trace_id, s.name, kind, s.attributes, ())
+        flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
+                              trace_flags=TraceFlags(flags), trace_state=result.trace_state)
+        end_metrics = self._tracer_metrics.start_span(parent_ctx, result.decision)
+        if not result.decision.is_recording():
+            return context
+        limits = self.span_limits
+        attributes: Any = dict(result.attributes) if result.attributes is not None else {}
+        most = limits.max_span_attributes
+        if (most is not None and len(attributes) > most) or "" in attributes:  # the SDK drops and counts these
+            attributes = BoundedAttributes(limits.max_span_attributes, attributes, immutable=True,
+                                           max_value_len=limits.max_span_attribute_length)
+        events: tuple[Event, ...] = ()
+        if s.events:
+            events = tuple(
+                Event(e.name, MappingProxyType(e.attributes), timestamp=e.timestamp_ns) for e in s.events
+            )
+        status = Status(StatusCode.ERROR, s.status_description) if s.error else _UNSET
+        span = ReadableSpan(
+            name=s.name,
+            context=context,
+            parent=parent_ctx,
+            resource=tracer.resource,
+            attributes=attributes,
+            events=events,
+            links=(),
+            kind=kind,
+            status=status,
+            start_time=s.start_ns,
+            end_time=s.end_ns,
+            instrumentation_info=tracer.instrumentation_info,
+            instrumentation_scope=self._scope,
+        )
+        end_metrics()
+        self._span_processor.on_end(span)
+        return context
 
     def flush_metrics(self, timeout_s: float) -> bool:
         if not self._has_metric_readers:

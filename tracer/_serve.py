@@ -192,7 +192,7 @@ class _Telemetry:
         self.pipeline = pipeline
         self._propagator = TraceContextTextMapPropagator()
         self._trace = trace
-        provider = getattr(getattr(pipeline, "sdk", None), "tracer_provider", None)
+        provider = getattr(pipeline, "tracer_provider", None)
         self._tracer = (
             provider.get_tracer("tracer.serve") if provider is not None and separate_server_span else None
         )
