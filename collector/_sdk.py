@@ -13,7 +13,9 @@ the API path). Each reads a few SDK 1.45 internals and falls back to the public 
 from __future__ import annotations
 
 import math
+import os
 import time
+import uuid
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -55,6 +57,12 @@ def build_resource(config: PipelineConfig) -> Resource:
         "telemetry.sdk.name": "opentelemetry",
         "telemetry.sdk.version": sdk_version,
     }
+    # One instance per process (semconv service.instance.id: a random UUID when nothing names the instance):
+    # `tracer serve --workers N` forks N processes whose cumulative metric streams must not merge into one
+    # series downstream (Prometheus would see counters jump between the workers' values). Built at pipeline
+    # start, which for serve is after fork.
+    attrs["service.instance.id"] = str(uuid.uuid4())
+    attrs["process.pid"] = os.getpid()
     attrs.update(dict(config.resource_attributes))
     attrs[sc.SERVICE_NAME] = config.service_name
     if config.service_version:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -351,3 +352,17 @@ def test_v0_mangled_guest_finds_the_same_user_frame(fixtures: Path) -> None:
 
     rec = Interceptor.from_path(fixtures / "panics-v0.wasm").invoke(argv=["unwrap_none"])
     assert map_record(rec).span.attributes[sc.CODE_FUNCTION_NAME] == "panics::worker::handle"
+
+
+def test_each_process_has_its_own_service_instance() -> None:
+    """Two pipelines' resources differ by service.instance.id and carry the pid (forked workers never merge)."""
+    from collector._config import PipelineConfig
+    from collector._sdk import build_resource
+
+    cfg = PipelineConfig.from_env({}, service_name="svc")
+    first, second = build_resource(cfg).attributes, build_resource(cfg).attributes
+    assert first["service.name"] == second["service.name"] == "svc"
+    assert first["service.instance.id"] != second["service.instance.id"]
+    assert first["process.pid"] == os.getpid()
+    named = build_resource(PipelineConfig.from_env({"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pod-7"}))
+    assert named.attributes["service.instance.id"] == "pod-7"
