@@ -212,3 +212,19 @@ def test_bad_input_is_one_line_and_a_documented_status(tmp_path: Path, env: dict
     _error(cli("split", str(tmp_path / "nope"), "-o", str(tmp_path / "a"), "--debug-out", str(tmp_path / "b")),
            _exit.NO_INPUT, "nope")
     _error(cli("split", str(O1), "-o", str(O1), "--debug-out", str(tmp_path / "b")), _exit.USAGE, "different")
+
+
+def test_raw_exception_stacktrace_from_the_collector_round_trips(tmp_path: Path) -> None:
+    """The collector's unsymbolized exception.stacktrace (`at NAME (wasm-function[N]:0xOFF)`) pasted into
+    `tracer symbolize` comes back with the Rust frames."""
+    from collector._mapping import raw_stacktrace
+    from symbolizer import RawFrame
+
+    text = "Error: boom\n" + raw_stacktrace(
+        [RawFrame(41, "_ZN6panics6worker6handle17h4f85183a7c65d26fE", 0x29A5, None)]) + "\n"
+    env = {**os.environ, "TRACER_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(oracles.ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "tracer._cli", "symbolize", str(FIXTURES / "panics-O1.wasm")],
+                          input=text, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Error: boom\n")
+    assert "at panics::worker::handle (" in proc.stdout and "panics.rs:30:17)" in proc.stdout
