@@ -11,26 +11,14 @@ and ``_debugfile.check_twin`` accepts it. Sections are copied byte for byte, nev
 from __future__ import annotations
 
 from ._errors import InvalidModule
-from ._wasm import SEC_CUSTOM, iter_sections, parse_module, read_uleb, sha256_digest
-
-
-def _leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+from ._wasm import SEC_CUSTOM, encode_uleb, iter_sections, parse_module, read_uleb, sha256_digest
 
 
 def build_id_section(build_id: bytes) -> bytes:
     """A complete ``build_id`` custom section holding ``build_id``."""
     name = b"build_id"
-    payload = _leb(len(name)) + name + _leb(len(build_id)) + build_id
-    return bytes([SEC_CUSTOM]) + _leb(len(payload)) + payload
+    payload = encode_uleb(len(name)) + name + encode_uleb(len(build_id)) + build_id
+    return bytes([SEC_CUSTOM]) + encode_uleb(len(payload)) + payload
 
 
 def split_module(data: bytes) -> tuple[bytes, bytes, str]:

@@ -48,6 +48,19 @@ SEC_CODE = 10
 _EXTERNAL_KIND_FUNC = 0
 
 
+def encode_uleb(n: int) -> bytes:
+    """Encode ``n`` (≥ 0) as unsigned LEB128, the inverse of :func:`read_uleb`."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
 def read_uleb(data: Buffer, pos: int, end: int, max_bits: int = 64) -> tuple[int, int]:
     """Decode an unsigned LEB128 at ``pos``; return (value, next position). Bounded by ``end``."""
     result = 0

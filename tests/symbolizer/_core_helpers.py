@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from symbolizer._wasm import encode_uleb
+
 import json
 import shutil
 import struct
@@ -23,16 +25,7 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
-def leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+leb = encode_uleb
 
 
 def section(sid: int, payload: bytes) -> bytes:

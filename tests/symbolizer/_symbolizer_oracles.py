@@ -11,6 +11,8 @@ Each is memoized per session: they are slow (dwarfdump over the fixtures takes s
 
 from __future__ import annotations
 
+from symbolizer._wasm import encode_uleb
+
 import functools
 import json
 import os
@@ -82,13 +84,7 @@ def cxxfilt(names: tuple[str, ...]) -> list[str]:
 # ------------------------------------------------------------------------------------ wasmtime names
 
 
-def _leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+_leb = encode_uleb
 
 
 def _vec(items: list[bytes]) -> bytes:
