@@ -25,7 +25,6 @@ import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -106,14 +105,6 @@ def _wasmtime_version() -> str:
     return version("wasmtime")
 
 
-@dataclass(slots=True)
-class _Invocation:
-    """Per-invocation state the host imports reach (the log import writes into the console)."""
-
-    console: Console
-    host_error: BaseException | None = None
-
-
 class HostImportError(Exception):
     """Raised inside a host import; reaches the caller of the export and becomes outcome ``hostError``."""
 
@@ -151,7 +142,7 @@ class Interceptor:
         self.load_ms = (time.perf_counter() - t0) * 1000
         self._used = False
         self._no_params: set[str] = set()
-        self._current: _Invocation | None = None
+        self._current: Console | None = None  # the running invocation's console, for the log import
         self._symbolizer: Any = None
         self._symbolizer_failed = False
         self.code_id, self.build_id = self._identify()
@@ -223,8 +214,8 @@ class Interceptor:
         ty = wasmtime.FuncType([wasmtime.ValType.i32()] * 3, [])
 
         def host_log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-            inv = self._current
-            if inv is None:
+            console = self._current
+            if console is None:
                 return
             # Pointer and length are u32 in wasm32: check against the memory's bounds before reading.
             ptr &= 0xFFFFFFFF
@@ -238,7 +229,7 @@ class Interceptor:
                     f"tracer.log: range {ptr:#x}+{length} is outside linear memory of {size} bytes"
                 )
             data = memory.read(caller, ptr, ptr + length) if length else b""
-            inv.console.add("log", LOG_LEVELS.get(level, f"level{level}"), bytes(data))
+            console.add("log", LOG_LEVELS.get(level, f"level{level}"), bytes(data))
 
         self.linker.define_func("tracer", "log", ty, host_log, access_caller=True)
 
@@ -297,7 +288,7 @@ class Interceptor:
             for host, guest in dirs:
                 wasi.preopen_dir(host, guest)
             store.set_wasi(wasi)
-        inv = self._current = _Invocation(console)
+        self._current = console
 
         outcome = Outcome.OK
         exit_code: int | None = None
@@ -352,14 +343,15 @@ class Interceptor:
             console.close()
             if stdin_fd >= 0:
                 os.close(stdin_fd)
-        del inv
-
-        stderr_text = console.stderr_tail.decode("utf-8", "replace")
-        panic = parse_panic(stderr_text) if outcome is not Outcome.OK else None
-        if outcome is Outcome.EXCEPTION and (
-            allocation_failure(stderr_text) is not None or trap is not None and trap.code == "allocation_too_large"
-        ):
-            outcome = Outcome.EXCEEDED_MEMORY
+        panic = None
+        if outcome is not Outcome.OK:  # only a failure reads stderr back
+            stderr_text = console.stderr_tail.decode("utf-8", "replace")
+            panic = parse_panic(stderr_text)
+            if outcome is Outcome.EXCEPTION and (
+                allocation_failure(stderr_text) is not None
+                or trap is not None and trap.code == "allocation_too_large"
+            ):
+                outcome = Outcome.EXCEEDED_MEMORY
         stack = self._symbolize(frames) if frames else ()
         return InvocationRecord(
             invocation_id=invocation_id or os.urandom(16).hex(),
@@ -474,11 +466,8 @@ def _export(instance: wasmtime.Instance, store: wasmtime.Store, name: str) -> An
 
 def fallback_stack(frames: Sequence[RawFrame]) -> tuple[SymbolizedFrame, ...]:
     """Frames named from the name section (demangled) or ``wasm-function[N]`` when there is no DWARF."""
-    try:
-        from symbolizer import demangle
-    except ImportError:
-        def demangle(name: str) -> str:
-            return name
+    from symbolizer import demangle
+
     out = []
     for f in frames:
         if f.func_name:
