@@ -167,12 +167,11 @@ _PB_KV = _KVCache(_pb_kv)
 _JS_KV = _KVCache(_js_kv)
 
 
-def _pb_attrs(tag: bytes, attrs: Any) -> bytes:
-    """Repeated KeyValue fields; an attribute that cannot be encoded is left out (logged), as the SDK does."""
-    if not attrs:
-        return b""
+def _encoded_pairs(cache: Any, attrs: Any) -> list[Any]:
+    """Each attribute's encoded key/value from ``cache`` (protobuf or JSON); an attribute that cannot be encoded
+    is left out (logged), as the SDK does."""
     out = []
-    small, get = _PB_KV.small, _PB_KV.get
+    small, get = cache.small, cache.get
     for k, v in attrs.items():
         try:
             hit = small.get((k, type(v), v))  # inlined cache hit: most attributes repeat
@@ -184,28 +183,21 @@ def _pb_attrs(tag: bytes, attrs: Any) -> bytes:
             except Exception as exc:  # noqa: BLE001
                 _log.warning("collector: attribute %r not encodable: %s", k, exc)
                 continue
-        out.append(_ld(tag, hit))
-    return b"".join(out)
+        out.append(hit)
+    return out
+
+
+def _pb_attrs(tag: bytes, attrs: Any) -> bytes:
+    """Repeated KeyValue fields under ``tag``."""
+    if not attrs:
+        return b""
+    return b"".join([_ld(tag, hit) for hit in _encoded_pairs(_PB_KV, attrs)])
 
 
 def _js_attrs(attrs: Any) -> str:
     if not attrs:
         return ""
-    out = []
-    small, get = _JS_KV.small, _JS_KV.get
-    for k, v in attrs.items():
-        try:
-            hit = small.get((k, type(v), v))
-        except TypeError:  # an unhashable value (list, dict): not cached
-            hit = None
-        if hit is None:
-            try:
-                hit = get(k, v)
-            except Exception as exc:  # noqa: BLE001
-                _log.warning("collector: attribute %r not encodable: %s", k, exc)
-                continue
-        out.append(hit)
-    return ",".join(out)
+    return ",".join(_encoded_pairs(_JS_KV, attrs))
 
 
 def _pb_uint(tag: bytes, n: int | None) -> bytes:
